@@ -1,0 +1,76 @@
+"""The HTTP API at /api/v1: one NinjaAPI, authentication, and domain errors mapped to problem+json once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import Http404, HttpRequest, HttpResponse
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, HttpError
+from ninja.errors import ValidationError as NinjaValidationError
+
+from certnet.accounts.api import api_auth
+from certnet.accounts.api import router as accounts_router
+from certnet.core.errors import DomainError
+from certnet.registry.api import router as registry_router
+
+api = NinjaAPI(
+    title="certnet API",
+    version="1",
+    description=(
+        "The operating platform of a national CERT network. Authenticate with "
+        "`Authorization: Bearer <token>` (`certnet token create USER`) or a browser session. "
+        "Errors are application/problem+json."
+    ),
+    auth=api_auth(),
+    urls_namespace="api",
+)
+
+
+def problem(request: HttpRequest, status: int, title: str, detail: str, **extra: Any) -> HttpResponse:
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
+    response = api.create_response(request, body, status=status)
+    response["Content-Type"] = "application/problem+json"
+    return response
+
+
+@api.exception_handler(DomainError)
+def _domain_error(request: HttpRequest, exc: DomainError) -> HttpResponse:
+    body = exc.as_problem()
+    response = api.create_response(request, body, status=exc.status)
+    response["Content-Type"] = "application/problem+json"
+    return response
+
+
+@api.exception_handler(AuthenticationError)
+def _unauthenticated(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
+    response = problem(request, 401, "Unauthorised",
+                       "send a valid API token as 'Authorization: Bearer <token>', or log in")
+    response["WWW-Authenticate"] = 'Bearer realm="certnet"'
+    return response
+
+
+@api.exception_handler(NinjaValidationError)
+def _invalid(request: HttpRequest, exc: NinjaValidationError) -> HttpResponse:
+    errors = [
+        {"loc": ".".join(str(part) for part in err.get("loc", ())), "msg": err.get("msg", "invalid")}
+        for err in exc.errors
+    ]
+    summary = "; ".join(f"{e['loc']}: {e['msg']}" for e in errors[:5])
+    status = 400 if any(e["loc"] == "body" or "JSON" in e["msg"] for e in errors) else 422
+    return problem(request, status, "Invalid input" if status == 422 else "Bad request", summary,
+                   errors=errors)
+
+
+@api.exception_handler(Http404)
+def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
+    return problem(request, 404, "Not found", str(exc) or "not found")
+
+
+@api.exception_handler(HttpError)
+def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    return problem(request, exc.status_code, "Error", str(exc))
+
+
+api.add_router("/", accounts_router)
+api.add_router("/", registry_router)

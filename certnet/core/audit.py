@@ -1,0 +1,189 @@
+"""The tamper-evident audit log.
+
+Every service that changes state calls `record()` inside its transaction. Each entry's SHA-256 hash
+covers a canonical JSON form of the entry and the previous entry's hash, so altering, removing or
+reordering any row breaks the chain from that row on; `verify()` finds the first break.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from django.db import models, transaction
+
+from certnet.core import clock
+from certnet.core.models import AuditEntry, AuditHead
+
+GENESIS_HASH = "0" * 64
+
+
+class Actor(Protocol):
+    pk: Any
+
+    def get_username(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class SystemActor:
+    """An actor that is not a person: the loader, a scheduled job. Named so the log says who."""
+
+    name: str
+    pk: None = None
+
+    def get_username(self) -> str:
+        return f"system:{self.name}"
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def _normalised(data: Mapping[str, Any]) -> dict[str, Any]:
+    # Round-trip through JSON so what is hashed is exactly what the database gives back later.
+    result: dict[str, Any] = json.loads(canonical_json(dict(data)))
+    return result
+
+
+def _entry_hash(
+    *,
+    seq: int,
+    at: dt.datetime,
+    actor_id: int | None,
+    actor_label: str,
+    action: str,
+    object_type: str,
+    object_id: str,
+    organisation_id: int | None,
+    data: Mapping[str, Any],
+    prev_hash: str,
+) -> str:
+    body = {
+        "seq": seq,
+        "at": at.astimezone(dt.UTC).isoformat(timespec="microseconds"),
+        "actor_id": actor_id,
+        "actor_label": actor_label,
+        "action": action,
+        "object_type": object_type,
+        "object_id": object_id,
+        "organisation_id": organisation_id,
+        "data": data,
+        "prev_hash": prev_hash,
+    }
+    return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
+
+
+def object_type_of(target: models.Model | type[models.Model]) -> str:
+    meta = target._meta
+    return f"{meta.app_label}.{meta.model_name}"
+
+
+def record(
+    *,
+    actor: Actor,
+    action: str,
+    target: models.Model,
+    data: Mapping[str, Any] | None = None,
+    organisation_id: int | None = None,
+) -> AuditEntry:
+    """Append one entry. Must run inside the caller's transaction so the change and its entry commit together."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("audit.record() must be called inside the service's transaction")
+    head, _ = AuditHead.objects.select_for_update().get_or_create(
+        id=1, defaults={"seq": 0, "hash": GENESIS_HASH}
+    )
+    seq = head.seq + 1
+    at = clock.now()
+    actor_id = int(actor.pk) if actor.pk is not None else None
+    payload = _normalised(data or {})
+    fields: dict[str, Any] = {
+        "seq": seq,
+        "at": at,
+        "actor_id": actor_id,
+        "actor_label": actor.get_username(),
+        "action": action,
+        "object_type": object_type_of(target),
+        "object_id": str(target.pk),
+        "organisation_id": organisation_id,
+        "data": payload,
+        "prev_hash": head.hash,
+    }
+    entry_hash = _entry_hash(**fields)
+    entry = AuditEntry.objects.create(hash=entry_hash, **fields)
+    head.seq, head.hash = seq, entry_hash
+    head.save(update_fields=["seq", "hash"])
+    return entry
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    ok: bool
+    checked: int
+    first_bad_seq: int | None = None
+    reason: str = ""
+
+
+def _entries(batch: int = 5000) -> Iterator[AuditEntry]:
+    last = 0
+    while True:
+        rows = list(AuditEntry.objects.filter(seq__gt=last).order_by("seq")[:batch])
+        if not rows:
+            return
+        yield from rows
+        last = rows[-1].seq
+
+
+def verify() -> VerifyResult:
+    """Walk the chain from the start; report the first entry that was altered, removed or reordered."""
+    expected_prev = GENESIS_HASH
+    expected_seq = 1
+    checked = 0
+    for entry in _entries():
+        if entry.seq != expected_seq:
+            return VerifyResult(
+                False, checked, expected_seq,
+                f"entry #{expected_seq} is missing (next present is #{entry.seq})",
+            )
+        if entry.prev_hash != expected_prev:
+            return VerifyResult(
+                False, checked, entry.seq,
+                f"entry #{entry.seq} does not link to the hash of entry #{entry.seq - 1}",
+            )
+        recomputed = _entry_hash(
+            seq=entry.seq,
+            at=entry.at,
+            actor_id=entry.actor_id,
+            actor_label=entry.actor_label,
+            action=entry.action,
+            object_type=entry.object_type,
+            object_id=entry.object_id,
+            organisation_id=entry.organisation_id,
+            data=entry.data,
+            prev_hash=entry.prev_hash,
+        )
+        if recomputed != entry.hash:
+            return VerifyResult(
+                False, checked, entry.seq,
+                f"entry #{entry.seq} was altered: its content no longer matches its hash",
+            )
+        expected_prev = entry.hash
+        expected_seq += 1
+        checked += 1
+    head = AuditHead.objects.filter(id=1).first()
+    head_seq, head_hash = (head.seq, head.hash) if head else (0, GENESIS_HASH)
+    if head_seq != checked or head_hash != expected_prev:
+        missing_from = checked + 1
+        return VerifyResult(
+            False, checked, missing_from,
+            f"the log ends at #{checked} but its head records #{head_seq}: "
+            f"entries from #{missing_from} were removed",
+        )
+    return VerifyResult(True, checked)
+
+
+def history_of(target: models.Model) -> models.QuerySet[AuditEntry]:
+    return AuditEntry.objects.filter(object_type=object_type_of(target), object_id=str(target.pk))

@@ -1,0 +1,342 @@
+"""Who may see and do what: tenancy + TLP 2.0, decided here and nowhere else.
+
+A record that takes part declares a `VisibilitySpec` (owner organisation, TLP, optional author,
+named TLP:RED recipients and organisations it was shared with) and uses `RestrictedManager`, so every
+read starts with `Model.objects.restrict(user, action)`.
+
+The rules (docs/visibility.md has the table):
+- CLEAR: anyone, also anonymous callers.
+- GREEN: every user who is a member of some organisation on the platform.
+- AMBER and AMBER+STRICT: members of the owner organisation, of every CERT on the owner's reports-to
+  chain, and of organisations the record was shared with.
+- RED: the author and the named users. Whoever would see the record at AMBER+STRICT sees a stub.
+- Platform administrators see every record below RED; RED shows them the stub unless named.
+
+Two implementations of the same rules live here: `_view_q` builds the SQL filter used for lists, and
+`decide()` judges one record in Python. Property tests hold them to each other.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from django.db import models
+from django.db.models import Q
+
+from certnet.core.roles import Role
+from certnet.core.tlp import TLP
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AnonymousUser
+    from django.contrib.auth.base_user import AbstractBaseUser
+
+    UserLike = AbstractBaseUser | AnonymousUser
+
+
+class Access(enum.IntEnum):
+    NONE = 0
+    STUB = 1
+    FULL = 2
+
+
+@dataclass(frozen=True)
+class ActionRule:
+    """The least role needed in the owner organisation itself, and in a CERT above it (None: never)."""
+
+    own: Role | None
+    chain: Role | None
+
+
+DEFAULT_ACTION_RULES: Mapping[str, ActionRule] = {
+    "change": ActionRule(own=Role.ANALYST, chain=Role.HANDLER),
+    "delete": ActionRule(own=Role.MANAGER, chain=Role.MANAGER),
+    "share": ActionRule(own=Role.ANALYST, chain=Role.HANDLER),
+}
+
+READ_ACTIONS = ("view", "view_stub")
+
+
+@dataclass(frozen=True)
+class VisibilitySpec:
+    """How a model exposes the facts the rules need. `owner` is a lookup path; 'pk' means the record is
+    an organisation and owns itself."""
+
+    owner: str = "owner"
+    tlp: str = "tlp"
+    author: str | None = None
+    named_users: str | None = None
+    shared_with: str | None = None
+    actions: Mapping[str, ActionRule] = field(default_factory=lambda: dict(DEFAULT_ACTION_RULES))
+
+    def rule(self, action: str) -> ActionRule:
+        try:
+            return self.actions[action]
+        except KeyError:
+            raise ValueError(f"unknown action {action!r} for this record type") from None
+
+
+# --- where the facts about people and organisations come from --------------------------------
+# core imports no domain app; accounts and registry plug their sources in when Django starts.
+
+MembershipSource = Callable[[int], Mapping[int, Role]]
+HierarchySource = Callable[[Iterable[int]], set[int]]
+
+_membership_source: MembershipSource | None = None
+_hierarchy_source: HierarchySource | None = None
+
+
+def set_membership_source(source: MembershipSource) -> None:
+    global _membership_source  # noqa: PLW0603 - registered once at start-up by the accounts app
+    _membership_source = source
+
+
+def set_hierarchy_source(source: HierarchySource) -> None:
+    global _hierarchy_source  # noqa: PLW0603 - registered once at start-up by the registry app
+    _hierarchy_source = source
+
+
+@dataclass
+class Principal:
+    """What the rules need to know about the acting user, computed once per user object."""
+
+    user_id: int | None
+    is_authenticated: bool
+    is_platform_admin: bool
+    roles: Mapping[int, Role]
+    _descendants: dict[Role, frozenset[int]] = field(default_factory=dict, repr=False)
+
+    @property
+    def is_member(self) -> bool:
+        return bool(self.roles)
+
+    def orgs_with(self, least: Role) -> frozenset[int]:
+        return frozenset(org for org, role in self.roles.items() if role.includes(least))
+
+    def below(self, least: Role) -> frozenset[int]:
+        """Organisations under (not including) those where the user holds at least `least`."""
+        if least not in self._descendants:
+            own = self.orgs_with(least)
+            found = _hierarchy_source(own) if (own and _hierarchy_source) else set()
+            self._descendants[least] = frozenset(found)
+        return self._descendants[least]
+
+    def reach(self) -> frozenset[int]:
+        """Organisations whose AMBER records this user's memberships admit: their own and those below."""
+        return self.orgs_with(Role.VIEWER) | self.below(Role.VIEWER)
+
+    def may_act_on(self, rule: ActionRule) -> frozenset[int]:
+        own = self.orgs_with(rule.own) if rule.own else frozenset()
+        chain = self.below(rule.chain) if rule.chain else frozenset()
+        return own | chain
+
+
+_PRINCIPAL_ATTR = "_certnet_principal"
+
+
+def principal_for(user: UserLike | None) -> Principal:
+    if user is None or not user.is_authenticated:
+        return Principal(None, False, False, {})
+    cached: Principal | None = getattr(user, _PRINCIPAL_ATTR, None)
+    if cached is not None:
+        return cached
+    user_id = int(user.pk)
+    roles = _membership_source(user_id) if _membership_source else {}
+    principal = Principal(
+        user_id=user_id,
+        is_authenticated=True,
+        is_platform_admin=bool(getattr(user, "is_platform_admin", False)) and user.is_active,
+        roles=roles if user.is_active else {},
+    )
+    setattr(user, _PRINCIPAL_ATTR, principal)
+    return principal
+
+
+def forget_principal(user: UserLike) -> None:
+    """Drop the cached facts, e.g. after the user's memberships changed within one request or test."""
+    if hasattr(user, _PRINCIPAL_ATTR):
+        delattr(user, _PRINCIPAL_ATTR)
+
+
+# --- the rules in Python: one record ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecordFacts:
+    owner_id: int
+    tlp: TLP
+    author_id: int | None = None
+    named_user_ids: frozenset[int] = frozenset()
+    shared_with_ids: frozenset[int] = frozenset()
+
+
+def decide(principal: Principal, facts: RecordFacts) -> Access:
+    """How much of one record the principal may see."""
+    tlp = TLP(facts.tlp)
+    personally_named = principal.user_id is not None and (
+        principal.user_id == facts.author_id or principal.user_id in facts.named_user_ids
+    )
+    if tlp == TLP.CLEAR:
+        return Access.FULL
+    if not principal.is_authenticated:
+        return Access.NONE
+    if tlp == TLP.RED and personally_named:
+        return Access.FULL
+    admitted_by_chain = (
+        principal.is_platform_admin
+        or facts.owner_id in principal.reach()
+        or bool(facts.shared_with_ids & principal.orgs_with(Role.VIEWER))
+    )
+    if tlp == TLP.RED:
+        return Access.STUB if admitted_by_chain else Access.NONE
+    if tlp == TLP.GREEN and (principal.is_member or principal.is_platform_admin):
+        return Access.FULL
+    return Access.FULL if admitted_by_chain else Access.NONE
+
+
+def may(principal: Principal, action: str, facts: RecordFacts, spec: VisibilitySpec) -> bool:
+    """Whether the principal may do `action` ('view', 'view_stub', 'change', …) to one record."""
+    access = decide(principal, facts)
+    if action == "view":
+        return access == Access.FULL
+    if action == "view_stub":
+        return access >= Access.STUB
+    rule = spec.rule(action)
+    if access != Access.FULL:
+        return False
+    return principal.is_platform_admin or facts.owner_id in principal.may_act_on(rule)
+
+
+# --- the rules in SQL: lists -------------------------------------------------------------------
+
+
+def _lookup(path: str, suffix: str) -> str:
+    return f"{path}__{suffix}" if suffix else path
+
+
+def _owner_in(spec: VisibilitySpec, org_ids: Iterable[int]) -> Q:
+    return Q(**{_lookup(spec.owner, "in"): sorted(org_ids)})
+
+
+def _personally_named_q(model: type[models.Model], spec: VisibilitySpec, user_id: int) -> Q:
+    q = Q(pk__in=[])
+    if spec.author:
+        q |= Q(**{_lookup(spec.author, "id"): user_id})
+    if spec.named_users:
+        # A subquery, not a join, so a record with several named users is still returned once.
+        named = model._default_manager.filter(**{_lookup(spec.named_users, "id"): user_id})
+        q |= Q(pk__in=named.values("pk"))
+    return q
+
+
+def _shared_q(model: type[models.Model], spec: VisibilitySpec, org_ids: frozenset[int]) -> Q:
+    if not spec.shared_with or not org_ids:
+        return Q(pk__in=[])
+    shared = model._default_manager.filter(**{_lookup(spec.shared_with, "in"): sorted(org_ids)})
+    return Q(pk__in=shared.values("pk"))
+
+
+def _view_q(model: type[models.Model], spec: VisibilitySpec, principal: Principal, *, stub: bool) -> Q:
+    tlp_is = lambda *labels: Q(**{_lookup(spec.tlp, "in"): [str(label) for label in labels]})  # noqa: E731
+    clear = tlp_is(TLP.CLEAR)
+    if not principal.is_authenticated or principal.user_id is None:
+        return clear
+    red_named = tlp_is(TLP.RED) & _personally_named_q(model, spec, principal.user_id)
+    if principal.is_platform_admin:
+        chain = Q()  # everything
+    else:
+        chain = _owner_in(spec, principal.reach()) | _shared_q(
+            model, spec, principal.orgs_with(Role.VIEWER)
+        )
+    amber = tlp_is(TLP.AMBER, TLP.AMBER_STRICT) & chain
+    q = clear | amber | red_named
+    if principal.is_member or principal.is_platform_admin:
+        q |= tlp_is(TLP.GREEN)
+    if stub:
+        q |= tlp_is(TLP.RED) & chain
+    return q
+
+
+def restriction(
+    model: type[models.Model], spec: VisibilitySpec, user: UserLike | None, action: str
+) -> Q:
+    principal = principal_for(user)
+    if action == "view":
+        return _view_q(model, spec, principal, stub=False)
+    if action == "view_stub":
+        return _view_q(model, spec, principal, stub=True)
+    rule = spec.rule(action)
+    full_view = _view_q(model, spec, principal, stub=False)
+    if principal.is_platform_admin:
+        return full_view
+    return full_view & _owner_in(spec, principal.may_act_on(rule))
+
+
+_M = TypeVar("_M", bound=models.Model)
+
+
+class RestrictedQuerySet(models.QuerySet[_M], Generic[_M]):
+    def restrict(self, user: UserLike | None, action: str = "view") -> RestrictedQuerySet[_M]:
+        spec = spec_of(self.model)
+        return self.filter(restriction(self.model, spec, user, action))
+
+
+class RestrictedManager(models.Manager[_M]):
+    """The default manager of every record that has an owner organisation and a TLP."""
+
+    def get_queryset(self) -> RestrictedQuerySet[_M]:
+        return RestrictedQuerySet(self.model, using=self._db)
+
+    def restrict(self, user: UserLike | None, action: str = "view") -> RestrictedQuerySet[_M]:
+        return self.get_queryset().restrict(user, action)
+
+
+def spec_of(model: type[models.Model]) -> VisibilitySpec:
+    spec = getattr(model, "visibility", None)
+    if not isinstance(spec, VisibilitySpec):
+        raise TypeError(f"{model.__name__} declares no VisibilitySpec")
+    return spec
+
+
+def facts_of(record: models.Model) -> RecordFacts:
+    """Read the rule facts off one loaded record (a query each for named users and shares)."""
+    spec = spec_of(type(record))
+
+    def follow(path: str) -> Any:
+        value: Any = record
+        for part in path.split("__"):
+            value = getattr(value, part)
+        return value
+
+    owner = record.pk if spec.owner == "pk" else follow(spec.owner)
+    owner_id = int(owner.pk if isinstance(owner, models.Model) else owner)
+    author_id = None
+    if spec.author:
+        author = follow(spec.author)
+        author_id = int(author.pk) if author is not None else None
+    named = (
+        frozenset(int(pk) for pk in follow(spec.named_users).values_list("pk", flat=True))
+        if spec.named_users
+        else frozenset()
+    )
+    shared = (
+        frozenset(int(pk) for pk in follow(spec.shared_with).values_list("pk", flat=True))
+        if spec.shared_with
+        else frozenset()
+    )
+    return RecordFacts(owner_id, TLP(follow(spec.tlp)), author_id, named, shared)
+
+
+def can(user: UserLike | None, action: str, record: models.Model) -> bool:
+    return may(principal_for(user), action, facts_of(record), spec_of(type(record)))
+
+
+def may_lower_tlp(user: UserLike | None, record: models.Model) -> bool:
+    """TLP may be raised by anyone who sees the record, lowered only by its owner organisation."""
+    principal = principal_for(user)
+    facts = facts_of(record)
+    if decide(principal, facts) != Access.FULL:
+        return False
+    return principal.is_platform_admin or facts.owner_id in principal.orgs_with(Role.ANALYST)

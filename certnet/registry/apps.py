@@ -1,0 +1,12 @@
+from django.apps import AppConfig
+
+
+class RegistryConfig(AppConfig):
+    name = "certnet.registry"
+    label = "registry"
+
+    def ready(self) -> None:
+        from certnet.core import visibility
+        from certnet.registry.selectors import descendants_of
+
+        visibility.set_hierarchy_source(descendants_of)

@@ -1,0 +1,254 @@
+"""Reads of the registry: the hierarchy as of a date, organisations a user may see, resource lookup."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from django.db.models import Q, QuerySet
+
+from certnet.core import clock
+from certnet.core.errors import NotFound
+from certnet.core.visibility import can
+from certnet.registry.models import (
+    AutonomousSystem,
+    Designation,
+    DesignationKind,
+    Domain,
+    FunctionHolding,
+    Netblock,
+    Organisation,
+    ReportingLine,
+)
+
+if TYPE_CHECKING:
+    from certnet.core.visibility import UserLike
+
+
+def reporting_edges(day: dt.date | None = None) -> dict[int, int]:
+    """child organisation id → parent organisation id, as the reporting lines stood on `day`."""
+    day = day or clock.today()
+    return dict(
+        ReportingLine.objects.filter(ReportingLine.in_force_on(day)).values_list(
+            "organisation_id", "parent_id"
+        )
+    )
+
+
+def descendants_of(org_ids: Iterable[int], day: dt.date | None = None) -> set[int]:
+    """Every organisation below the given ones (not including them), as of `day` (default today)."""
+    children: dict[int, list[int]] = defaultdict(list)
+    for child, parent in reporting_edges(day).items():
+        children[parent].append(child)
+    found: set[int] = set()
+    stack = list(org_ids)
+    while stack:
+        for child in children.get(stack.pop(), ()):
+            if child not in found:
+                found.add(child)
+                stack.append(child)
+    return found
+
+
+def chain_ids(org_id: int, day: dt.date | None = None) -> list[int]:
+    """The organisations above `org_id`, nearest first, as of `day`."""
+    edges = reporting_edges(day)
+    chain: list[int] = []
+    current = edges.get(org_id)
+    while current is not None and current not in chain and current != org_id:
+        chain.append(current)
+        current = edges.get(current)
+    return chain
+
+
+def chain_of(organisation: Organisation, day: dt.date | None = None) -> list[Organisation]:
+    ids = chain_ids(organisation.pk, day)
+    by_id = Organisation.objects.in_bulk(ids)
+    return [by_id[i] for i in ids if i in by_id]
+
+
+def visible_organisations(user: UserLike | None) -> QuerySet[Organisation]:
+    return Organisation.objects.restrict(user, "view")
+
+
+def access_organisation(user: UserLike | None, slug: str, action: str = "view") -> Organisation:
+    """The organisation if the user may do `action`; 404 alike for missing and not visible."""
+    organisation = visible_organisations(user).filter(slug=slug).first()
+    if organisation is None:
+        raise NotFound(f"no organisation {slug!r}")
+    if action != "view" and not can(user, action, organisation):
+        from certnet.core.errors import Forbidden
+
+        raise Forbidden(f"you may not {action} organisation {slug!r}")
+    return organisation
+
+
+def filter_organisations(
+    queryset: QuerySet[Organisation],
+    *,
+    kind: str | None = None,
+    sector: str | None = None,
+    province: str | None = None,
+    status: str | None = None,
+    search: str | None = None,
+) -> QuerySet[Organisation]:
+    if kind:
+        queryset = queryset.filter(kind=kind)
+    if sector:
+        queryset = queryset.filter(sector=sector)
+    if province:
+        queryset = queryset.filter(province=province)
+    if status:
+        queryset = queryset.filter(designations__status=status).distinct()
+    if search:
+        queryset = queryset.filter(
+            Q(name__icontains=search) | Q(short_name__icontains=search) | Q(slug__icontains=search)
+        )
+    return queryset
+
+
+def designation_statuses(org_ids: Iterable[int]) -> dict[int, dict[str, str]]:
+    """organisation id → {designation kind: current status}, for badges."""
+    result: dict[int, dict[str, str]] = defaultdict(dict)
+    for org_id, kind, status in Designation.objects.filter(organisation_id__in=list(org_ids)).values_list(
+        "organisation_id", "kind", "status"
+    ):
+        result[org_id][kind] = status
+    return result
+
+
+def designation_status_on(designation: Designation, day: dt.date) -> str | None:
+    """The status a designation had on `day`, from its events (None: it did not exist yet)."""
+    event = designation.events.filter(effective_on__lte=day).order_by("-effective_on", "-id").first()
+    return event.to_status if event else None
+
+
+def functions_held(organisation: Organisation, day: dt.date | None = None) -> QuerySet[FunctionHolding]:
+    day = day or clock.today()
+    return organisation.functions_held.filter(FunctionHolding.in_force_on(day)).select_related(
+        "function"
+    )
+
+
+def holder_of_function(slug: str, day: dt.date | None = None) -> Organisation | None:
+    day = day or clock.today()
+    holding = (
+        FunctionHolding.objects.filter(FunctionHolding.in_force_on(day), function__slug=slug)
+        .select_related("organisation")
+        .first()
+    )
+    return holding.organisation if holding else None
+
+
+@dataclass
+class TreeNode:
+    organisation: Organisation
+    statuses: dict[str, str]
+    children: list[TreeNode] = field(default_factory=list)
+
+
+def organisation_tree(user: UserLike | None, day: dt.date | None = None) -> list[TreeNode]:
+    """The visible organisations as a forest by reporting line on `day`; roots first by kind and name."""
+    visible = {org.pk: org for org in visible_organisations(user)}
+    statuses = designation_statuses(visible)
+    nodes = {pk: TreeNode(org, statuses.get(pk, {})) for pk, org in visible.items()}
+    edges = reporting_edges(day)
+    roots: list[TreeNode] = []
+    for pk, node in nodes.items():
+        parent = edges.get(pk)
+        if parent in nodes:
+            nodes[parent].children.append(node)
+        else:
+            roots.append(node)
+    kind_order = {kind: i for i, kind in enumerate(_TREE_KIND_ORDER)}
+
+    def sort(items: list[TreeNode]) -> None:
+        items.sort(key=lambda n: (kind_order.get(n.organisation.kind, 99), n.organisation.name))
+        for item in items:
+            sort(item.children)
+
+    sort(roots)
+    return roots
+
+
+_TREE_KIND_ORDER = [
+    "council", "national-cert", "provincial-cert", "sectoral-cert", "organisational-cert",
+    "cii-operator", "constituent", "ministry", "regulator", "law-enforcement", "executing-agency",
+]
+
+
+# --- lookup -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LookupResult:
+    query: str
+    kind: str  # 'ip' | 'asn' | 'domain'
+    at: dt.date
+    organisation: Organisation
+    matched: str  # the netblock, AS number or domain that matched
+    resource_id: int
+    chain: list[Organisation]
+
+    def as_dict(self) -> dict[str, Any]:
+        def org(o: Organisation) -> dict[str, Any]:
+            return {"slug": o.slug, "name": o.name, "kind": o.kind}
+
+        return {
+            "query": self.query,
+            "kind": self.kind,
+            "at": self.at.isoformat(),
+            "matched": self.matched,
+            "organisation": org(self.organisation),
+            "chain": [org(o) for o in self.chain],
+        }
+
+
+def lookup(user: UserLike | None, query: str, kind: str, at: dt.date | None = None) -> LookupResult:
+    """Who owned an IP address, AS number or domain on `at`, and which CERT chain answered for it.
+
+    The most specific match is found over the whole registry; if the caller may not see that
+    resource the answer is 404, never a less specific owner (which would be wrong)."""
+    from certnet.registry.index import registry_index
+
+    day = at or clock.today()
+    index = registry_index(day)
+    resource: Netblock | AutonomousSystem | Domain | None
+    if kind == "ip":
+        found = index.find_ip(query)
+        resource = Netblock.objects.restrict(user).filter(pk=found).first() if found else None
+        matched = resource.cidr if resource else ""
+    elif kind == "asn":
+        found = index.find_asn(query)
+        resource = AutonomousSystem.objects.restrict(user).filter(pk=found).first() if found else None
+        matched = f"AS{resource.asn}" if resource else ""
+    elif kind == "domain":
+        found = index.find_domain(query)
+        resource = Domain.objects.restrict(user).filter(pk=found).first() if found else None
+        matched = resource.name if resource else ""
+    else:
+        raise ValueError(f"unknown lookup kind {kind!r}")
+    if resource is None:
+        raise NotFound(f"no organisation you may see held {query!r} on {day.isoformat()}")
+    owner = resource.organisation
+    return LookupResult(
+        query=query,
+        kind=kind,
+        at=day,
+        organisation=owner,
+        matched=matched,
+        resource_id=resource.pk,
+        chain=chain_of(owner, day),
+    )
+
+
+def is_cii_operator(organisation: Organisation, day: dt.date | None = None) -> bool:
+    """Holds a CII designation that is in force (notified or operational) on `day`."""
+    day = day or clock.today()
+    for designation in organisation.designations.filter(kind=DesignationKind.CII):
+        if designation_status_on(designation, day) in {"notified", "operational"}:
+            return True
+    return False
