@@ -44,8 +44,9 @@ def _domain_error(request: HttpRequest, exc: DomainError) -> HttpResponse:
 
 @api.exception_handler(AuthenticationError)
 def _unauthenticated(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
-    response = problem(request, 401, "Unauthorised",
-                       "send a valid API token as 'Authorization: Bearer <token>', or log in")
+    response = problem(
+        request, 401, "Unauthorised", "send a valid API token as 'Authorization: Bearer <token>', or log in"
+    )
     response["WWW-Authenticate"] = 'Bearer realm="certnet"'
     return response
 
@@ -58,8 +59,9 @@ def _invalid(request: HttpRequest, exc: NinjaValidationError) -> HttpResponse:
     ]
     summary = "; ".join(f"{e['loc']}: {e['msg']}" for e in errors[:5])
     status = 400 if any(e["loc"] == "body" or "JSON" in e["msg"] for e in errors) else 422
-    return problem(request, status, "Invalid input" if status == 422 else "Bad request", summary,
-                   errors=errors)
+    return problem(
+        request, status, "Invalid input" if status == 422 else "Bad request", summary, errors=errors
+    )
 
 
 @api.exception_handler(Http404)

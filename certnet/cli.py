@@ -1,11 +1,11 @@
 """The `certnet` command: certnet's own verbs, plus every Django management command.
 
-    certnet setup [--demo]          migrate, load the framework (and demo data)
-    certnet serve [--port N]        serve the web UI and API
-    certnet load-framework FILE     validate and load a framework file
-    certnet lookup IP|ASN|DOMAIN [--at DATE] [--json]
-    certnet token create USER       print a new API token for USER
-    certnet audit verify            check the audit log's hash chain
+certnet setup [--demo]          migrate, load the framework (and demo data)
+certnet serve [--port N]        serve the web UI and API
+certnet load-framework FILE     validate and load a framework file
+certnet lookup IP|ASN|DOMAIN [--at DATE] [--json]
+certnet token create USER       print a new API token for USER
+certnet audit verify            check the audit log's hash chain
 """
 
 from __future__ import annotations

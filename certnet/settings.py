@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 from pathlib import Path
 
 import dj_database_url
@@ -55,6 +56,11 @@ INSTALLED_APPS = [
     "certnet.registry",
     "certnet.web",
 ]
+
+# The test run adds a probe app whose model exercises every visibility feature.
+TESTING = "pytest" in sys.modules or "mypy" in sys.modules  # mypy must see the test models too
+if TESTING:
+    INSTALLED_APPS.append("certnet.core.tests.probe")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -114,8 +120,7 @@ PASSWORD_HASHERS = [
 ]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
-     "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 

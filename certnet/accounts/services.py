@@ -36,8 +36,9 @@ def create_user(
     if User.objects.filter(username=username).exists():
         raise Conflict(f"a user named {username!r} already exists")
     first, _, last = full_name.partition(" ")
-    user = User(username=username, email=email, first_name=first, last_name=last,
-                is_platform_admin=is_platform_admin)
+    user = User(
+        username=username, email=email, first_name=first, last_name=last, is_platform_admin=is_platform_admin
+    )
     if check_password_strength:
         try:
             validate_password(password, user)
@@ -47,8 +48,12 @@ def create_user(
             ) from None
     user.set_password(password)
     user.save()
-    audit.record(actor=actor, action="accounts.user.create", target=user,
-                 data={"username": username, "is_platform_admin": is_platform_admin})
+    audit.record(
+        actor=actor,
+        action="accounts.user.create",
+        target=user,
+        data={"username": username, "is_platform_admin": is_platform_admin},
+    )
     return user
 
 
@@ -58,7 +63,9 @@ def set_membership(*, actor: Actor, user: User, organisation_id: int, role: Role
         user=user, organisation_id=organisation_id, defaults={"role": role}
     )
     audit.record(
-        actor=actor, action="accounts.membership.set", target=membership,
+        actor=actor,
+        action="accounts.membership.set",
+        target=membership,
         organisation_id=organisation_id,
         data={"user": user.username, "role": str(role), "created": created},
     )
@@ -79,11 +86,19 @@ def create_token(*, actor: Actor, user: User, name: str = "", days: int | None =
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     now = clock.now()
     token = ApiToken.objects.create(
-        user=user, name=name, prefix=secret[: len(TOKEN_PREFIX) + 6], digest=token_digest(secret),
-        created_at=now, expires_at=now + dt.timedelta(days=lifetime),
+        user=user,
+        name=name,
+        prefix=secret[: len(TOKEN_PREFIX) + 6],
+        digest=token_digest(secret),
+        created_at=now,
+        expires_at=now + dt.timedelta(days=lifetime),
     )
-    audit.record(actor=actor, action="accounts.token.create", target=token,
-                 data={"user": user.username, "name": name, "expires_at": token.expires_at})
+    audit.record(
+        actor=actor,
+        action="accounts.token.create",
+        target=token,
+        data={"user": user.username, "name": name, "expires_at": token.expires_at},
+    )
     return IssuedToken(token, secret)
 
 
@@ -95,6 +110,5 @@ def revoke_token(*, actor: Actor, user: User, prefix: str) -> ApiToken:
     if token.revoked_at is None:
         token.revoked_at = clock.now()
         token.save(update_fields=["revoked_at"])
-        audit.record(actor=actor, action="accounts.token.revoke", target=token,
-                     data={"user": user.username})
+        audit.record(actor=actor, action="accounts.token.revoke", target=token, data={"user": user.username})
     return token

@@ -23,7 +23,8 @@ GENESIS_HASH = "0" * 64
 
 
 class Actor(Protocol):
-    pk: Any
+    @property
+    def pk(self) -> Any: ...
 
     def get_username(self) -> str: ...
 
@@ -90,7 +91,7 @@ def record(
     data: Mapping[str, Any] | None = None,
     organisation_id: int | None = None,
 ) -> AuditEntry:
-    """Append one entry. Must run inside the caller's transaction so the change and its entry commit together."""
+    """Append one entry, inside the caller's transaction so the change and its entry commit together."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("audit.record() must be called inside the service's transaction")
     head, _ = AuditHead.objects.select_for_update().get_or_create(
@@ -145,12 +146,16 @@ def verify() -> VerifyResult:
     for entry in _entries():
         if entry.seq != expected_seq:
             return VerifyResult(
-                False, checked, expected_seq,
+                False,
+                checked,
+                expected_seq,
                 f"entry #{expected_seq} is missing (next present is #{entry.seq})",
             )
         if entry.prev_hash != expected_prev:
             return VerifyResult(
-                False, checked, entry.seq,
+                False,
+                checked,
+                entry.seq,
                 f"entry #{entry.seq} does not link to the hash of entry #{entry.seq - 1}",
             )
         recomputed = _entry_hash(
@@ -167,7 +172,9 @@ def verify() -> VerifyResult:
         )
         if recomputed != entry.hash:
             return VerifyResult(
-                False, checked, entry.seq,
+                False,
+                checked,
+                entry.seq,
                 f"entry #{entry.seq} was altered: its content no longer matches its hash",
             )
         expected_prev = entry.hash
@@ -178,7 +185,9 @@ def verify() -> VerifyResult:
     if head_seq != checked or head_hash != expected_prev:
         missing_from = checked + 1
         return VerifyResult(
-            False, checked, missing_from,
+            False,
+            checked,
+            missing_from,
             f"the log ends at #{checked} but its head records #{head_seq}: "
             f"entries from #{missing_from} were removed",
         )

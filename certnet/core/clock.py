@@ -20,7 +20,7 @@ def today() -> dt.date:
 @contextmanager
 def frozen_at(moment: dt.datetime) -> Iterator[None]:
     """Make now() return `moment` (aware) inside the block."""
-    global _frozen  # noqa: PLW0603 - a process-wide test clock is the point of this helper
+    global _frozen
     if moment.tzinfo is None:
         raise ValueError("frozen_at needs an aware datetime")
     previous, _frozen = _frozen, moment

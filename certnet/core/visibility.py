@@ -30,8 +30,8 @@ from certnet.core.roles import Role
 from certnet.core.tlp import TLP
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AnonymousUser
     from django.contrib.auth.base_user import AbstractBaseUser
+    from django.contrib.auth.models import AnonymousUser
 
     UserLike = AbstractBaseUser | AnonymousUser
 
@@ -89,12 +89,12 @@ _hierarchy_source: HierarchySource | None = None
 
 
 def set_membership_source(source: MembershipSource) -> None:
-    global _membership_source  # noqa: PLW0603 - registered once at start-up by the accounts app
+    global _membership_source
     _membership_source = source
 
 
 def set_hierarchy_source(source: HierarchySource) -> None:
-    global _hierarchy_source  # noqa: PLW0603 - registered once at start-up by the registry app
+    global _hierarchy_source
     _hierarchy_source = source
 
 
@@ -239,7 +239,9 @@ def _shared_q(model: type[models.Model], spec: VisibilitySpec, org_ids: frozense
 
 
 def _view_q(model: type[models.Model], spec: VisibilitySpec, principal: Principal, *, stub: bool) -> Q:
-    tlp_is = lambda *labels: Q(**{_lookup(spec.tlp, "in"): [str(label) for label in labels]})  # noqa: E731
+    def tlp_is(*labels: TLP) -> Q:
+        return Q(**{_lookup(spec.tlp, "in"): [str(label) for label in labels]})
+
     clear = tlp_is(TLP.CLEAR)
     if not principal.is_authenticated or principal.user_id is None:
         return clear
@@ -247,9 +249,7 @@ def _view_q(model: type[models.Model], spec: VisibilitySpec, principal: Principa
     if principal.is_platform_admin:
         chain = Q()  # everything
     else:
-        chain = _owner_in(spec, principal.reach()) | _shared_q(
-            model, spec, principal.orgs_with(Role.VIEWER)
-        )
+        chain = _owner_in(spec, principal.reach()) | _shared_q(model, spec, principal.orgs_with(Role.VIEWER))
     amber = tlp_is(TLP.AMBER, TLP.AMBER_STRICT) & chain
     q = clear | amber | red_named
     if principal.is_member or principal.is_platform_admin:
@@ -259,9 +259,7 @@ def _view_q(model: type[models.Model], spec: VisibilitySpec, principal: Principa
     return q
 
 
-def restriction(
-    model: type[models.Model], spec: VisibilitySpec, user: UserLike | None, action: str
-) -> Q:
+def restriction(model: type[models.Model], spec: VisibilitySpec, user: UserLike | None, action: str) -> Q:
     principal = principal_for(user)
     if action == "view":
         return _view_q(model, spec, principal, stub=False)

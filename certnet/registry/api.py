@@ -10,6 +10,7 @@ from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema
 from ninja.pagination import LimitOffsetPagination, paginate
 
+from certnet.core import clock
 from certnet.core.errors import NotFound, invalid
 from certnet.core.visibility import can
 from certnet.registry import selectors, services
@@ -248,18 +249,31 @@ def _organisation_out(org: Organisation, statuses: dict[str, str] | None = None)
     chain = selectors.chain_of(org)
     data = {f: getattr(org, f) for f in OrganisationOut.model_fields if f not in {"reports_to", "statuses"}}
     data["reports_to"] = _ref(chain[0]) if chain else None
-    data["statuses"] = statuses if statuses is not None else selectors.designation_statuses([org.pk]).get(org.pk, {})
+    data["statuses"] = (
+        statuses if statuses is not None else selectors.designation_statuses([org.pk]).get(org.pk, {})
+    )
     return data
 
 
 def _designation_out(designation: Designation) -> dict[str, Any]:
     authority = designation.designating_authority
     return {
-        **{f: getattr(designation, f) for f in DesignationOut.model_fields if f not in {"designating_authority", "events"}},
+        **{
+            f: getattr(designation, f)
+            for f in DesignationOut.model_fields
+            if f not in {"designating_authority", "events"}
+        },
         "designating_authority": authority.slug if authority else None,
         "events": [
-            {"event": e.event, "from_status": e.from_status, "to_status": e.to_status,
-             "effective_on": e.effective_on, "reference": e.reference, "note": e.note, "actor": e.actor_label}
+            {
+                "event": e.event,
+                "from_status": e.from_status,
+                "to_status": e.to_status,
+                "effective_on": e.effective_on,
+                "reference": e.reference,
+                "note": e.note,
+                "actor": e.actor_label,
+            }
             for e in designation.events.all()
         ],
     }
@@ -272,7 +286,9 @@ def _resource_out(record: Netblock | AutonomousSystem | Domain) -> Any:
 
 def _access_designation(request: HttpRequest, slug: str, kind: str) -> Designation:
     organisation = selectors.access_organisation(request.user, slug)
-    designation = Designation.objects.restrict(request.user).filter(organisation=organisation, kind=kind).first()
+    designation = (
+        Designation.objects.restrict(request.user).filter(organisation=organisation, kind=kind).first()
+    )
     if designation is None:
         raise NotFound(f"{slug} has no {kind} designation you may see")
     return designation
@@ -311,7 +327,8 @@ class _OrganisationPage:
 @router.post("/organisations", response={201: OrganisationOut}, summary="Register an organisation")
 def create_organisation(request: HttpRequest, payload: OrganisationCreate) -> tuple[int, dict[str, Any]]:
     organisation = services.create_organisation(
-        actor=request.user, data=services.OrganisationInput(**payload.model_dump())  # type: ignore[arg-type]
+        actor=request.user,
+        data=services.OrganisationInput(**payload.model_dump()),
     )
     return 201, _organisation_out(organisation)
 
@@ -325,31 +342,50 @@ def get_organisation(request: HttpRequest, slug: str) -> dict[str, Any]:
 def update_organisation(request: HttpRequest, slug: str, payload: OrganisationPatch) -> dict[str, Any]:
     organisation = selectors.access_organisation(request.user, slug)
     changes = payload.model_dump(exclude_none=True)
-    organisation = services.update_organisation(actor=request.user, organisation=organisation, changes=changes)  # type: ignore[arg-type]
+    organisation = services.update_organisation(
+        actor=request.user, organisation=organisation, changes=changes
+    )
     return _organisation_out(organisation)
 
 
-@router.get("/organisations/{slug}/hierarchy", response=HierarchyOut,
-            summary="The CERT chain above and the constituents below, as of a date")
+@router.get(
+    "/organisations/{slug}/hierarchy",
+    response=HierarchyOut,
+    summary="The CERT chain above and the constituents below, as of a date",
+)
 def hierarchy(request: HttpRequest, slug: str, at: dt.date | None = None) -> dict[str, Any]:
     organisation = selectors.access_organisation(request.user, slug)
-    day = at or selectors.clock.today()
+    day = at or clock.today()
     visible = selectors.visible_organisations(request.user)
-    below = [o for o in visible.filter(reporting_lines__parent=organisation).distinct()
-             if organisation.pk in selectors.chain_ids(o.pk, day)[:1]]
-    return {"organisation": _ref(organisation), "at": day,
-            "chain": [_ref(o) for o in selectors.chain_of(organisation, day)],
-            "constituents": [_ref(o) for o in below]}
+    below = [
+        o
+        for o in visible.filter(reporting_lines__parent=organisation).distinct()
+        if organisation.pk in selectors.chain_ids(o.pk, day)[:1]
+    ]
+    return {
+        "organisation": _ref(organisation),
+        "at": day,
+        "chain": [_ref(o) for o in selectors.chain_of(organisation, day)],
+        "constituents": [_ref(o) for o in below],
+    }
 
 
-@router.post("/organisations/{slug}/reporting-line", response=HierarchyOut,
-             summary="Change whom an organisation reports to, from a date")
+@router.post(
+    "/organisations/{slug}/reporting-line",
+    response=HierarchyOut,
+    summary="Change whom an organisation reports to, from a date",
+)
 def set_reporting_line(request: HttpRequest, slug: str, payload: ReportingLineIn) -> dict[str, Any]:
     organisation = selectors.access_organisation(request.user, slug)
     parent = selectors.access_organisation(request.user, payload.parent) if payload.parent else None
-    services.set_reporting_line(actor=request.user, organisation=organisation, parent=parent,  # type: ignore[arg-type]
-                                effective=payload.effective, reference=payload.reference,
-                                via_function=payload.via_function)
+    services.set_reporting_line(
+        actor=request.user,
+        organisation=organisation,
+        parent=parent,
+        effective=payload.effective,
+        reference=payload.reference,
+        via_function=payload.via_function,
+    )
     return hierarchy(request, slug, payload.effective)
 
 
@@ -359,34 +395,54 @@ def set_reporting_line(request: HttpRequest, slug: str, payload: ReportingLineIn
 @router.get("/organisations/{slug}/designations", response=list[DesignationOut])
 def list_designations(request: HttpRequest, slug: str) -> list[dict[str, Any]]:
     organisation = selectors.access_organisation(request.user, slug)
-    return [_designation_out(d) for d in Designation.objects.restrict(request.user).filter(organisation=organisation)]
+    return [
+        _designation_out(d)
+        for d in Designation.objects.restrict(request.user).filter(organisation=organisation)
+    ]
 
 
 @router.post("/organisations/{slug}/designations", response={201: DesignationOut})
-def propose_designation(request: HttpRequest, slug: str, payload: DesignationCreate) -> tuple[int, dict[str, Any]]:
+def propose_designation(
+    request: HttpRequest, slug: str, payload: DesignationCreate
+) -> tuple[int, dict[str, Any]]:
     organisation = selectors.access_organisation(request.user, slug)
     designation = services.propose_designation(
-        actor=request.user, organisation=organisation,  # type: ignore[arg-type]
+        actor=request.user,
+        organisation=organisation,
         data=services.DesignationInput(**payload.model_dump()),
     )
     return 201, _designation_out(designation)
 
 
-@router.post("/organisations/{slug}/designations/{kind}/transitions", response=DesignationOut,
-             summary="Move a designation one lifecycle step")
-def transition_designation(request: HttpRequest, slug: str, kind: str, payload: TransitionIn) -> dict[str, Any]:
+@router.post(
+    "/organisations/{slug}/designations/{kind}/transitions",
+    response=DesignationOut,
+    summary="Move a designation one lifecycle step",
+)
+def transition_designation(
+    request: HttpRequest, slug: str, kind: str, payload: TransitionIn
+) -> dict[str, Any]:
     designation = _access_designation(request, slug, kind)
-    designation = services.transition_designation(actor=request.user, designation=designation,  # type: ignore[arg-type]
-                                                  **payload.model_dump())
+    designation = services.transition_designation(
+        actor=request.user,
+        designation=designation,
+        **payload.model_dump(),
+    )
     return _designation_out(designation)
 
 
-@router.post("/organisations/{slug}/designations/{kind}/reviews", response=DesignationOut,
-             summary="Record the annual review of a CII designation")
+@router.post(
+    "/organisations/{slug}/designations/{kind}/reviews",
+    response=DesignationOut,
+    summary="Record the annual review of a CII designation",
+)
 def review_designation(request: HttpRequest, slug: str, kind: str, payload: ReviewIn) -> dict[str, Any]:
     designation = _access_designation(request, slug, kind)
-    designation = services.record_designation_review(actor=request.user, designation=designation,  # type: ignore[arg-type]
-                                                     **payload.model_dump())
+    designation = services.record_designation_review(
+        actor=request.user,
+        designation=designation,
+        **payload.model_dump(),
+    )
     return _designation_out(designation)
 
 
@@ -418,16 +474,21 @@ def list_netblocks(request: HttpRequest, filters: Query[NetblockFilters]) -> Any
             raise invalid("family", "must be 4 or 6")
         queryset = queryset.filter(family=filters.family)
     if filters.contains:
-        target = parse_network(filters.contains if "/" in filters.contains else
-                               filters.contains + ("/128" if ":" in filters.contains else "/32"),
-                               loc="contains")
+        target = parse_network(
+            filters.contains
+            if "/" in filters.contains
+            else filters.contains + ("/128" if ":" in filters.contains else "/32"),
+            loc="contains",
+        )
         queryset = queryset.filter(start__lte=target.start, end__gte=target.end)
     return [_netblock_out(n) for n in queryset]
 
 
 def _netblock_out(n: Netblock) -> dict[str, Any]:
-    return {**{f: getattr(n, f) for f in NetblockOut.model_fields if f != "organisation"},
-            "organisation": n.organisation.slug}
+    return {
+        **{f: getattr(n, f) for f in NetblockOut.model_fields if f != "organisation"},
+        "organisation": n.organisation.slug,
+    }
 
 
 @router.get("/organisations/{slug}/netblocks", response=list[NetblockOut])
@@ -435,11 +496,14 @@ def organisation_netblocks(request: HttpRequest, slug: str, at: dt.date | None =
     return [_netblock_out(n) for n in _resources(request, Netblock, slug, at)]
 
 
-@router.post("/organisations/{slug}/netblocks", response={201: AddedOut},
-             summary="Add a netblock; overlaps with other organisations are allowed and listed")
+@router.post(
+    "/organisations/{slug}/netblocks",
+    response={201: AddedOut},
+    summary="Add a netblock; overlaps with other organisations are allowed and listed",
+)
 def add_netblock(request: HttpRequest, slug: str, payload: NetblockIn) -> tuple[int, dict[str, Any]]:
     organisation = selectors.access_organisation(request.user, slug)
-    added = services.add_netblock(actor=request.user, organisation=organisation, **payload.model_dump())  # type: ignore[arg-type]
+    added = services.add_netblock(actor=request.user, organisation=organisation, **payload.model_dump())
     return 201, {"id": added.record.pk, "overlaps": added.overlaps}
 
 
@@ -448,13 +512,15 @@ def retire_netblock(request: HttpRequest, netblock_id: int, payload: RetireIn) -
     netblock = Netblock.objects.restrict(request.user).filter(pk=netblock_id).first()
     if netblock is None:
         raise NotFound(f"no netblock {netblock_id}")
-    services.retire_resource(actor=request.user, record=netblock, valid_to=payload.valid_to)  # type: ignore[arg-type]
+    services.retire_resource(actor=request.user, record=netblock, valid_to=payload.valid_to)
     return _netblock_out(netblock)
 
 
 def _simple_out(record: AutonomousSystem | Domain, schema: type[Schema]) -> dict[str, Any]:
-    return {**{f: getattr(record, f) for f in schema.model_fields if f != "organisation"},
-            "organisation": record.organisation.slug}
+    return {
+        **{f: getattr(record, f) for f in schema.model_fields if f != "organisation"},
+        "organisation": record.organisation.slug,
+    }
 
 
 @router.get("/asns", response=list[AsnOut])
@@ -466,7 +532,7 @@ def list_asns(request: HttpRequest, organisation: str | None = None, at: dt.date
 @router.post("/organisations/{slug}/asns", response={201: AddedOut})
 def add_asn(request: HttpRequest, slug: str, payload: AsnIn) -> tuple[int, dict[str, Any]]:
     organisation = selectors.access_organisation(request.user, slug)
-    added = services.add_asn(actor=request.user, organisation=organisation, **payload.model_dump())  # type: ignore[arg-type]
+    added = services.add_asn(actor=request.user, organisation=organisation, **payload.model_dump())
     return 201, {"id": added.record.pk, "overlaps": added.overlaps}
 
 
@@ -479,7 +545,7 @@ def list_domains(request: HttpRequest, organisation: str | None = None, at: dt.d
 @router.post("/organisations/{slug}/domains", response={201: AddedOut})
 def add_domain(request: HttpRequest, slug: str, payload: DomainIn) -> tuple[int, dict[str, Any]]:
     organisation = selectors.access_organisation(request.user, slug)
-    added = services.add_domain(actor=request.user, organisation=organisation, **payload.model_dump())  # type: ignore[arg-type]
+    added = services.add_domain(actor=request.user, organisation=organisation, **payload.model_dump())
     return 201, {"id": added.record.pk, "overlaps": added.overlaps}
 
 
@@ -492,16 +558,24 @@ def list_contacts(request: HttpRequest, slug: str) -> Any:
 @router.post("/organisations/{slug}/contacts", response={201: ContactOut})
 def add_contact(request: HttpRequest, slug: str, payload: ContactIn) -> tuple[int, Contact]:
     organisation = selectors.access_organisation(request.user, slug)
-    return 201, services.add_contact(actor=request.user, organisation=organisation, **payload.model_dump())  # type: ignore[arg-type]
+    return 201, services.add_contact(actor=request.user, organisation=organisation, **payload.model_dump())
 
 
 # --- lookup -------------------------------------------------------------------------------------
 
 
-@router.get("/lookup", response=LookupOut,
-            summary="Who held an IP address, AS number or domain on a date, and its CERT chain")
-def lookup(request: HttpRequest, ip: str | None = None, asn: str | None = None,
-           domain: str | None = None, at: dt.date | None = None) -> dict[str, Any]:
+@router.get(
+    "/lookup",
+    response=LookupOut,
+    summary="Who held an IP address, AS number or domain on a date, and its CERT chain",
+)
+def lookup(
+    request: HttpRequest,
+    ip: str | None = None,
+    asn: str | None = None,
+    domain: str | None = None,
+    at: dt.date | None = None,
+) -> dict[str, Any]:
     given = {k: v for k, v in {"ip": ip, "asn": asn, "domain": domain}.items() if v}
     if len(given) != 1:
         raise invalid("query", "give exactly one of ip=, asn= or domain=")

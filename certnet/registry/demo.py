@@ -14,7 +14,6 @@ from certnet.core.errors import invalid
 from certnet.registry import services
 from certnet.registry.models import Contact, Netblock, Organisation
 
-
 DEMO = SystemActor("demo-loader")
 
 
@@ -45,24 +44,39 @@ def _load_resources(organisation: Organisation, entry: dict[str, Any]) -> int:
         since = block.get("since", dt.date(2024, 1, 1))
         if Netblock.objects.filter(organisation=organisation, cidr=block["cidr"], valid_from=since).exists():
             continue
-        result = services.add_netblock(actor=DEMO, organisation=organisation, cidr=block["cidr"],
-                                       valid_from=since, description=block.get("description", ""))
+        result = services.add_netblock(
+            actor=DEMO,
+            organisation=organisation,
+            cidr=block["cidr"],
+            valid_from=since,
+            description=block.get("description", ""),
+        )
         if block.get("until"):
             services.retire_resource(actor=DEMO, record=result.record, valid_to=block["until"])
         added += 1
     for asn in entry.get("asns", []):
         if not organisation.asns.filter(asn=asn["asn"]).exists():
-            services.add_asn(actor=DEMO, organisation=organisation, asn=asn["asn"], name=asn.get("name", ""),
-                             valid_from=dt.date(2024, 1, 1))
+            services.add_asn(
+                actor=DEMO,
+                organisation=organisation,
+                asn=asn["asn"],
+                name=asn.get("name", ""),
+                valid_from=dt.date(2024, 1, 1),
+            )
             added += 1
     for domain in entry.get("domains", []):
         if not organisation.domains.filter(name=domain["name"]).exists():
-            services.add_domain(actor=DEMO, organisation=organisation, name=domain["name"],
-                                valid_from=dt.date(2024, 1, 1))
+            services.add_domain(
+                actor=DEMO, organisation=organisation, name=domain["name"], valid_from=dt.date(2024, 1, 1)
+            )
             added += 1
     for contact in entry.get("contacts", []):
-        if not Contact.objects.filter(organisation=organisation, kind=contact["kind"],
-                                      email=contact.get("email", ""), phone=contact.get("phone", "")).exists():
+        if not Contact.objects.filter(
+            organisation=organisation,
+            kind=contact["kind"],
+            email=contact.get("email", ""),
+            phone=contact.get("phone", ""),
+        ).exists():
             services.add_contact(actor=DEMO, organisation=organisation, **contact)
             added += 1
     for system in entry.get("cii_systems", []):
@@ -71,6 +85,3 @@ def _load_resources(organisation: Organisation, entry: dict[str, Any]) -> int:
             services.add_cii_system(actor=DEMO, organisation=organisation, designation=designation, **system)
             added += 1
     return added
-
-
-

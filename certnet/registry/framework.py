@@ -154,11 +154,15 @@ def parse_framework(text: str, *, source: str = "framework") -> FrameworkFile:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
-        raise InvalidInput(f"{source} is not valid YAML ({where})",
-                           errors=[FieldError(where, str(getattr(exc, "problem", exc)))]) from None
+        raise InvalidInput(
+            f"{source} is not valid YAML ({where})",
+            errors=[FieldError(where, str(getattr(exc, "problem", exc)))],
+        ) from None
     if not isinstance(raw, dict):
-        raise InvalidInput(f"{source} must hold a mapping at the top level",
-                           errors=[FieldError("", "expected a mapping with 'framework' and 'organisations'")])
+        raise InvalidInput(
+            f"{source} must hold a mapping at the top level",
+            errors=[FieldError("", "expected a mapping with 'framework' and 'organisations'")],
+        )
     try:
         spec = FrameworkFile.model_validate(raw)
     except ValidationError as exc:
@@ -177,8 +181,12 @@ def _cross_check(spec: FrameworkFile) -> list[FieldError]:
     slugs: dict[str, int] = {}
     for i, org in enumerate(spec.organisations):
         if org.slug in slugs:
-            errors.append(FieldError(f"organisations[{i}].slug",
-                                     f"{org.slug!r} is already used by organisations[{slugs[org.slug]}]"))
+            errors.append(
+                FieldError(
+                    f"organisations[{i}].slug",
+                    f"{org.slug!r} is already used by organisations[{slugs[org.slug]}]",
+                )
+            )
         slugs.setdefault(org.slug, i)
     functions = {f.slug for f in spec.functions}
     for i, org in enumerate(spec.organisations):
@@ -208,10 +216,15 @@ def _cross_check(spec: FrameworkFile) -> list[FieldError]:
             for k in range(1, len(steps)):
                 before, after = steps[k - 1], steps[k]
                 if after.status not in TRANSITIONS[before.status]:
-                    errors.append(FieldError(f"{dat}.history[{k}].status",
-                                             f"cannot go from {before.status} to {after.status}"))
+                    errors.append(
+                        FieldError(
+                            f"{dat}.history[{k}].status", f"cannot go from {before.status} to {after.status}"
+                        )
+                    )
                 if after.date < before.date:
-                    errors.append(FieldError(f"{dat}.history[{k}].date", f"{after.date} is before {before.date}"))
+                    errors.append(
+                        FieldError(f"{dat}.history[{k}].date", f"{after.date} is before {before.date}")
+                    )
     errors.extend(_cycle_errors(spec, slugs))
     if spec.council is not None:
         errors.extend(_council_errors(spec.council, slugs))
@@ -229,8 +242,12 @@ def _cycle_errors(spec: FrameworkFile, slugs: dict[str, int]) -> list[FieldError
             current = parent.get(current)
         if current is not None and current == start and not reported & set(path):
             reported.update(path)
-            errors.append(FieldError(f"organisations[{slugs[start]}].reports_to",
-                                     "reporting cycle: " + " → ".join([*path, start])))
+            errors.append(
+                FieldError(
+                    f"organisations[{slugs[start]}].reports_to",
+                    "reporting cycle: " + " → ".join([*path, start]),
+                )
+            )
     return errors
 
 
@@ -239,8 +256,11 @@ def _council_errors(council: CouncilSpec, slugs: dict[str, int]) -> list[FieldEr
     if council.body not in slugs:
         errors.append(FieldError("council.body", f"no organisation {council.body!r}"))
     if len(council.seats) != council.seat_count:
-        errors.append(FieldError("council.seats",
-                                 f"{len(council.seats)} seats listed, seat_count says {council.seat_count}"))
+        errors.append(
+            FieldError(
+                "council.seats", f"{len(council.seats)} seats listed, seat_count says {council.seat_count}"
+            )
+        )
     numbers: set[int] = set()
     for i, seat in enumerate(council.seats):
         if seat.number in numbers:
@@ -267,8 +287,11 @@ def load_framework(text: str, *, source: str = "framework") -> dict[str, Any]:
     for instrument in spec.legal_instruments:
         LegalInstrument.objects.update_or_create(
             slug=instrument.slug,
-            defaults={"title": instrument.title, "year": instrument.year,
-                      "provisions": [p.model_dump() for p in instrument.provisions]},
+            defaults={
+                "title": instrument.title,
+                "year": instrument.year,
+                "provisions": [p.model_dump() for p in instrument.provisions],
+            },
         )
     for function in spec.functions:
         Function.objects.update_or_create(
@@ -283,14 +306,32 @@ def load_framework(text: str, *, source: str = "framework") -> dict[str, Any]:
         _apply_council(spec.council, by_slug)
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
     load = FrameworkLoad.objects.create(
-        name=spec.framework.name, version=spec.framework.version, sha256=digest,
-        loaded_at=clock.now(), actor_label=LOADER.get_username(), summary=summary,
+        name=spec.framework.name,
+        version=spec.framework.version,
+        sha256=digest,
+        loaded_at=clock.now(),
+        actor_label=LOADER.get_username(),
+        summary=summary,
     )
-    audit.record(actor=LOADER, action="registry.framework.load", target=load,
-                 data={"source": source, "name": spec.framework.name, "version": spec.framework.version,
-                       "sha256": digest, **summary})
-    return {"name": spec.framework.name, "version": spec.framework.version, "sha256": digest,
-            "organisations": len(spec.organisations), **summary}
+    audit.record(
+        actor=LOADER,
+        action="registry.framework.load",
+        target=load,
+        data={
+            "source": source,
+            "name": spec.framework.name,
+            "version": spec.framework.version,
+            "sha256": digest,
+            **summary,
+        },
+    )
+    return {
+        "name": spec.framework.name,
+        "version": spec.framework.version,
+        "sha256": digest,
+        "organisations": len(spec.organisations),
+        **summary,
+    }
 
 
 def _upsert_organisation(org: OrganisationSpec, summary: dict[str, int]) -> Organisation:
@@ -316,18 +357,31 @@ def _apply_links(org: OrganisationSpec, by_slug: dict[str, Organisation]) -> Non
     if organisation.lead_body_id != (lead.pk if lead else None):
         organisation.lead_body = lead
         organisation.save(update_fields=["lead_body"])
-        audit.record(actor=LOADER, action="registry.organisation.update", target=organisation,
-                     organisation_id=organisation.pk, data={"lead_body": org.lead_body})
+        audit.record(
+            actor=LOADER,
+            action="registry.organisation.update",
+            target=organisation,
+            organisation_id=organisation.pk,
+            data={"lead_body": org.lead_body},
+        )
     if org.reports_to:
         current = ReportingLine.objects.filter(organisation=organisation, valid_to__isnull=True).first()
         if current is None or current.parent_id != by_slug[org.reports_to].pk:
             services.set_reporting_line(
-                actor=LOADER, organisation=organisation, parent=by_slug[org.reports_to],
-                effective=org.reports_since or clock.today(), via_function=org.via_function,
+                actor=LOADER,
+                organisation=organisation,
+                parent=by_slug[org.reports_to],
+                effective=org.reports_since or clock.today(),
+                via_function=org.via_function,
             )
     for held in org.functions:
-        services.assign_function(actor=LOADER, function_slug=held.function, organisation=organisation,
-                                 effective=held.since, reference=held.reference)
+        services.assign_function(
+            actor=LOADER,
+            function_slug=held.function,
+            organisation=organisation,
+            effective=held.since,
+            reference=held.reference,
+        )
     for designation in org.designations:
         _apply_designation(organisation, designation)
 
@@ -337,21 +391,33 @@ def _apply_designation(organisation: Organisation, spec: DesignationSpec) -> Non
     first = spec.history[0]
     if designation is None:
         designation = services.propose_designation(
-            actor=LOADER, organisation=organisation,
+            actor=LOADER,
+            organisation=organisation,
             data=services.DesignationInput(
-                kind=str(spec.kind), scope=spec.scope, designating_authority=spec.designating_authority,
-                legal_basis=spec.legal_basis, grade=spec.grade, review_due=spec.review_due,
-                proposed_on=first.date, reference=first.reference, tlp=spec.tlp,
+                kind=str(spec.kind),
+                scope=spec.scope,
+                designating_authority=spec.designating_authority,
+                legal_basis=spec.legal_basis,
+                grade=spec.grade,
+                review_due=spec.review_due,
+                proposed_on=first.date,
+                reference=first.reference,
+                tlp=spec.tlp,
             ),
         )
         if first.status != DesignationStatus.PROPOSED:
             _record_status_on_file(designation, first)
     applied = designation.events.exclude(event="review").count()
     already = applied - (1 if first.status != DesignationStatus.PROPOSED else 0)
-    for step in spec.history[max(already, 1):]:
+    for step in spec.history[max(already, 1) :]:
         services.transition_designation(
-            actor=LOADER, designation=designation, to_status=str(step.status), effective_on=step.date,
-            reference=step.reference, gazette_reference=step.gazette_reference, note=step.note,
+            actor=LOADER,
+            designation=designation,
+            to_status=str(step.status),
+            effective_on=step.date,
+            reference=step.reference,
+            gazette_reference=step.gazette_reference,
+            note=step.note,
         )
 
 
@@ -361,20 +427,35 @@ def _record_status_on_file(designation: Designation, step: HistoryStep) -> None:
     if step.status == DesignationStatus.NOTIFIED:
         designation.gazette_reference, designation.notified_on = step.gazette_reference, step.date
     designation.save()
-    services._event(LOADER, designation, "record", DesignationStatus.PROPOSED, str(step.status), step.date,
-                    step.reference, step.note or "status as recorded in the framework file")
-    audit.record(actor=LOADER, action="registry.designation.record", target=designation,
-                 organisation_id=designation.organisation_id,
-                 data={"status": str(step.status), "on": step.date, "reference": step.reference})
+    services._event(
+        LOADER,
+        designation,
+        "record",
+        DesignationStatus.PROPOSED,
+        str(step.status),
+        step.date,
+        step.reference,
+        step.note or "status as recorded in the framework file",
+    )
+    audit.record(
+        actor=LOADER,
+        action="registry.designation.record",
+        target=designation,
+        organisation_id=designation.organisation_id,
+        data={"status": str(step.status), "on": step.date, "reference": step.reference},
+    )
 
 
 def _apply_council(council: CouncilSpec, by_slug: dict[str, Organisation]) -> None:
     body = by_slug[council.body]
     for seat in council.seats:
         values = {
-            "title": seat.title, "category": seat.category,
+            "title": seat.title,
+            "category": seat.category,
             "holder": by_slug[seat.holder] if seat.holder else None,
-            "holder_title": seat.holder_title, "confirmed": seat.confirmed, "note": seat.note,
+            "holder_title": seat.holder_title,
+            "confirmed": seat.confirmed,
+            "note": seat.note,
         }
         record, created = CouncilSeat.objects.get_or_create(council=body, number=seat.number, defaults=values)
         changed = {k: v for k, v in values.items() if getattr(record, k) != v}
@@ -383,6 +464,10 @@ def _apply_council(council: CouncilSpec, by_slug: dict[str, Organisation]) -> No
                 setattr(record, k, v)
             record.save()
         if created or changed:
-            audit.record(actor=LOADER, action="registry.council_seat.set", target=record,
-                         organisation_id=body.pk,
-                         data={"number": seat.number, "title": seat.title, "holder": seat.holder})
+            audit.record(
+                actor=LOADER,
+                action="registry.council_seat.set",
+                target=record,
+                organisation_id=body.pk,
+                data={"number": seat.number, "title": seat.title, "holder": seat.holder},
+            )

@@ -10,7 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -62,8 +64,8 @@ def build_index(day: dt.date, revision: str = "") -> RegistryIndex:
     )
 
 
-def _columns(rows: object) -> tuple[list[object], list[int]]:
-    pairs = list(rows)  # type: ignore[call-overload]
+def _columns(rows: Iterable[tuple[Any, int]]) -> tuple[list[Any], list[int]]:
+    pairs = list(rows)
     return [p[0] for p in pairs], [int(p[1]) for p in pairs]
 
 

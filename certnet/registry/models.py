@@ -64,7 +64,11 @@ class Organisation(models.Model):
     province = models.CharField(max_length=60, blank=True, db_index=True)
     lead_department = models.CharField(max_length=300, blank=True)
     lead_body = models.ForeignKey(
-        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="bodies_led",
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="bodies_led",
         help_text="the body that runs this one (e.g. the executing agency of a national CERT)",
     )
     description = models.TextField(blank=True)
@@ -73,7 +77,7 @@ class Organisation(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    objects = RestrictedManager["Organisation"]()
+    objects = RestrictedManager()
     visibility = VisibilitySpec(owner="pk", actions=REGISTRY_ACTIONS)
 
     class Meta:
@@ -124,7 +128,8 @@ class ReportingLine(Dated):
         ordering = ["organisation_id", "valid_from"]
         constraints = [
             models.UniqueConstraint(
-                fields=["organisation"], condition=Q(valid_to__isnull=True),
+                fields=["organisation"],
+                condition=Q(valid_to__isnull=True),
                 name="reportingline_one_open_per_org",
             ),
             models.CheckConstraint(
@@ -159,7 +164,8 @@ class FunctionHolding(Dated):
         ordering = ["function__name", "valid_from"]
         constraints = [
             models.UniqueConstraint(
-                fields=["function"], condition=Q(valid_to__isnull=True),
+                fields=["function"],
+                condition=Q(valid_to__isnull=True),
                 name="functionholding_one_open_holder",
             )
         ]
@@ -202,7 +208,7 @@ class Designation(models.Model):
     notified_on = models.DateField(null=True, blank=True)
     tlp = models.CharField(max_length=16, choices=TLP.choices, default=TLP.GREEN)
 
-    objects = RestrictedManager["Designation"]()
+    objects = RestrictedManager()
     visibility = VisibilitySpec(owner="organisation", actions=LIFECYCLE_ACTIONS)
 
     class Meta:
@@ -249,14 +255,12 @@ class CIISystem(models.Model):
     description = models.TextField(blank=True)
     tlp = models.CharField(max_length=16, choices=TLP.choices, default=TLP.AMBER)
 
-    objects = RestrictedManager["CIISystem"]()
+    objects = RestrictedManager()
     visibility = VisibilitySpec(owner="organisation", actions=REGISTRY_ACTIONS)
 
     class Meta:
         ordering = ["organisation__name", "name"]
-        constraints = [
-            models.UniqueConstraint(fields=["organisation", "name"], name="ciisystem_unique_name")
-        ]
+        constraints = [models.UniqueConstraint(fields=["organisation", "name"], name="ciisystem_unique_name")]
 
     def __str__(self) -> str:
         return self.name
@@ -276,7 +280,7 @@ class Netblock(Dated):
     description = models.CharField(max_length=200, blank=True)
     tlp = models.CharField(max_length=16, choices=TLP.choices, default=TLP.AMBER)
 
-    objects = RestrictedManager["Netblock"]()
+    objects = RestrictedManager()
     visibility = VisibilitySpec(owner="organisation", actions=REGISTRY_ACTIONS)
 
     class Meta:
@@ -293,7 +297,7 @@ class AutonomousSystem(Dated):
     name = models.CharField(max_length=200, blank=True)
     tlp = models.CharField(max_length=16, choices=TLP.choices, default=TLP.GREEN)
 
-    objects = RestrictedManager["AutonomousSystem"]()
+    objects = RestrictedManager()
     visibility = VisibilitySpec(owner="organisation", actions=REGISTRY_ACTIONS)
 
     class Meta:
@@ -311,7 +315,7 @@ class Domain(Dated):
     unicode_name = models.CharField(max_length=253, blank=True)
     tlp = models.CharField(max_length=16, choices=TLP.choices, default=TLP.GREEN)
 
-    objects = RestrictedManager["Domain"]()
+    objects = RestrictedManager()
     visibility = VisibilitySpec(owner="organisation", actions=REGISTRY_ACTIONS)
 
     class Meta:
@@ -340,7 +344,7 @@ class Contact(models.Model):
     available_24_7 = models.BooleanField(default=False)
     tlp = models.CharField(max_length=16, choices=TLP.choices, default=TLP.AMBER)
 
-    objects = RestrictedManager["Contact"]()
+    objects = RestrictedManager()
     visibility = VisibilitySpec(owner="organisation", actions=REGISTRY_ACTIONS)
 
     class Meta:

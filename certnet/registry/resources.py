@@ -65,7 +65,7 @@ def parse_asn(value: str | int, *, loc: str = "asn") -> int:
         raise invalid(loc, f"{value!r} is not an AS number (e.g. 'AS45773' or 45773)")
     number = int(text)
     if not 1 <= number <= ASN_MAX:
-        raise invalid(loc, f"AS number {number} is outside 1–{ASN_MAX}")
+        raise invalid(loc, f"AS number {number} is outside 1-{ASN_MAX}")
     return number
 
 
@@ -83,8 +83,6 @@ def normalise_domain(text: str, *, loc: str = "domain") -> tuple[str, str]:
     if len(ascii_name) > 253 or any(not label or len(label) > 63 for label in labels):
         raise invalid(loc, f"{text!r} is not a valid domain name (empty or over-long label)")
     for label in labels:
-        if label.startswith("-") or label.endswith("-") or not all(
-            ch.isalnum() or ch == "-" for ch in label
-        ):
+        if label.startswith("-") or label.endswith("-") or not all(ch.isalnum() or ch == "-" for ch in label):
             raise invalid(loc, f"{text!r} is not a valid domain name (bad label {label!r})")
     return ascii_name, unicode_name

@@ -128,9 +128,7 @@ def designation_status_on(designation: Designation, day: dt.date) -> str | None:
 
 def functions_held(organisation: Organisation, day: dt.date | None = None) -> QuerySet[FunctionHolding]:
     day = day or clock.today()
-    return organisation.functions_held.filter(FunctionHolding.in_force_on(day)).select_related(
-        "function"
-    )
+    return organisation.functions_held.filter(FunctionHolding.in_force_on(day)).select_related("function")
 
 
 def holder_of_function(slug: str, day: dt.date | None = None) -> Organisation | None:
@@ -175,8 +173,17 @@ def organisation_tree(user: UserLike | None, day: dt.date | None = None) -> list
 
 
 _TREE_KIND_ORDER = [
-    "council", "national-cert", "provincial-cert", "sectoral-cert", "organisational-cert",
-    "cii-operator", "constituent", "ministry", "regulator", "law-enforcement", "executing-agency",
+    "council",
+    "national-cert",
+    "provincial-cert",
+    "sectoral-cert",
+    "organisational-cert",
+    "cii-operator",
+    "constituent",
+    "ministry",
+    "regulator",
+    "law-enforcement",
+    "executing-agency",
 ]
 
 

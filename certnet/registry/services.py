@@ -15,7 +15,7 @@ from django.db import models, transaction
 
 from certnet.core import audit, clock
 from certnet.core.audit import Actor, SystemActor
-from certnet.core.errors import Conflict, Forbidden, FieldError, IllegalTransition, InvalidInput, invalid
+from certnet.core.errors import Conflict, FieldError, Forbidden, IllegalTransition, InvalidInput, invalid
 from certnet.core.tlp import TLP
 from certnet.core.visibility import can, may_lower_tlp
 from certnet.registry.models import (
@@ -83,7 +83,14 @@ def _day(value: dt.date | None) -> dt.date:
 # --- organisations ------------------------------------------------------------------------------
 
 ORGANISATION_FIELDS = (
-    "name", "short_name", "kind", "sector", "province", "lead_department", "description", "website",
+    "name",
+    "short_name",
+    "kind",
+    "sector",
+    "province",
+    "lead_department",
+    "description",
+    "website",
 )
 
 
@@ -115,7 +122,9 @@ def create_organisation(*, actor: Actor, data: OrganisationInput) -> Organisatio
     if not data.name.strip():
         errors.append(FieldError("name", "must not be empty"))
     if data.kind not in OrganisationKind.values:
-        errors.append(FieldError("kind", f"{data.kind!r} is not one of: {', '.join(OrganisationKind.values)}"))
+        errors.append(
+            FieldError("kind", f"{data.kind!r} is not one of: {', '.join(OrganisationKind.values)}")
+        )
     parent = None
     if data.reports_to:
         parent = Organisation.objects.filter(slug=data.reports_to).first()
@@ -131,13 +140,19 @@ def create_organisation(*, actor: Actor, data: OrganisationInput) -> Organisatio
     )
     organisation.save()
     audit.record(
-        actor=actor, action="registry.organisation.create", target=organisation,
-        organisation_id=organisation.pk, data={"slug": slug, "kind": data.kind, "name": data.name},
+        actor=actor,
+        action="registry.organisation.create",
+        target=organisation,
+        organisation_id=organisation.pk,
+        data={"slug": slug, "kind": data.kind, "name": data.name},
     )
     if parent is not None:
         set_reporting_line(
-            actor=actor, organisation=organisation, parent=parent,
-            effective=data.reports_since or clock.today(), via_function=data.via_function,
+            actor=actor,
+            organisation=organisation,
+            parent=parent,
+            effective=data.reports_since or clock.today(),
+            via_function=data.via_function,
         )
     return organisation
 
@@ -173,7 +188,9 @@ def update_organisation(
     if before:
         organisation.save()
         audit.record(
-            actor=actor, action="registry.organisation.update", target=organisation,
+            actor=actor,
+            action="registry.organisation.update",
+            target=organisation,
             organisation_id=organisation.pk,
             data={"before": before, "after": {k: getattr(organisation, k) for k in before}},
         )
@@ -200,9 +217,11 @@ def set_reporting_line(
         function = Function.objects.filter(slug=via_function).first()
         if function is None:
             raise invalid("via_function", f"no function {via_function!r}")
-    current = ReportingLine.objects.select_for_update().filter(
-        organisation=organisation, valid_to__isnull=True
-    ).first()
+    current = (
+        ReportingLine.objects.select_for_update()
+        .filter(organisation=organisation, valid_to__isnull=True)
+        .first()
+    )
     if current is not None and current.parent_id == (parent.pk if parent else None):
         return current
     if current is not None and effective <= current.valid_from:
@@ -218,16 +237,23 @@ def set_reporting_line(
     line = None
     if parent is not None:
         line = ReportingLine.objects.create(
-            organisation=organisation, parent=parent, valid_from=effective,
-            via_function=function, reference=reference,
+            organisation=organisation,
+            parent=parent,
+            valid_from=effective,
+            via_function=function,
+            reference=reference,
         )
     audit.record(
-        actor=actor, action="registry.reporting_line.set", target=organisation,
+        actor=actor,
+        action="registry.reporting_line.set",
+        target=organisation,
         organisation_id=organisation.pk,
         data={
             "parent": parent.slug if parent else None,
             "previous_parent_id": current.parent_id if current else None,
-            "effective": effective, "via_function": via_function, "reference": reference,
+            "effective": effective,
+            "via_function": via_function,
+            "reference": reference,
         },
     )
     return line
@@ -264,9 +290,9 @@ def assign_function(
     function = Function.objects.filter(slug=function_slug).first()
     if function is None:
         raise invalid("function", f"no function {function_slug!r}")
-    current = FunctionHolding.objects.select_for_update().filter(
-        function=function, valid_to__isnull=True
-    ).first()
+    current = (
+        FunctionHolding.objects.select_for_update().filter(function=function, valid_to__isnull=True).first()
+    )
     if current is not None:
         if current.organisation_id == organisation.pk:
             return current
@@ -280,9 +306,17 @@ def assign_function(
         function=function, organisation=organisation, valid_from=effective, reference=reference
     )
     audit.record(
-        actor=actor, action="registry.function.assign", target=holding, organisation_id=organisation.pk,
-        data={"function": function_slug, "to": organisation.slug, "effective": effective,
-              "from_organisation_id": current.organisation_id if current else None, "reference": reference},
+        actor=actor,
+        action="registry.function.assign",
+        target=holding,
+        organisation_id=organisation.pk,
+        data={
+            "function": function_slug,
+            "to": organisation.slug,
+            "effective": effective,
+            "from_organisation_id": current.organisation_id if current else None,
+            "reference": reference,
+        },
     )
     return holding
 
@@ -302,7 +336,7 @@ TRANSITIONS: dict[str, dict[str, str]] = {
     S.DISSOLVED: {},
 }
 # What a step must cite.
-REQUIRED_FOR = {
+REQUIRED_FOR: dict[str, tuple[str, str]] = {
     S.RECOMMENDED: ("reference", "the CERT Council's recommendation (meeting or minute reference)"),
     S.NOTIFIED: ("gazette_reference", "the gazette notification"),
 }
@@ -334,16 +368,24 @@ def propose_designation(*, actor: Actor, organisation: Organisation, data: Desig
         if authority is None:
             raise invalid("designating_authority", f"no organisation {data.designating_authority!r}")
     designation = Designation(
-        organisation=organisation, kind=data.kind, status=S.PROPOSED, scope=data.scope,
-        designating_authority=authority, legal_basis=data.legal_basis, grade=data.grade,
-        review_due=data.review_due, tlp=_tlp(data.tlp, TLP.GREEN),
+        organisation=organisation,
+        kind=data.kind,
+        status=S.PROPOSED,
+        scope=data.scope,
+        designating_authority=authority,
+        legal_basis=data.legal_basis,
+        grade=data.grade,
+        review_due=data.review_due,
+        tlp=_tlp(data.tlp, TLP.GREEN),
     )
     if not isinstance(actor, SystemActor):
         _require(actor, "transition", designation)
     designation.save()
     _event(actor, designation, "propose", "", S.PROPOSED, _day(data.proposed_on), data.reference, "")
     audit.record(
-        actor=actor, action="registry.designation.propose", target=designation,
+        actor=actor,
+        action="registry.designation.propose",
+        target=designation,
         organisation_id=organisation.pk,
         data={"kind": data.kind, "scope": data.scope, "legal_basis": data.legal_basis},
     )
@@ -375,7 +417,9 @@ def transition_designation(
     day = _day(effective_on)
     last = designation.events.order_by("-effective_on", "-id").first()
     if last is not None and day < last.effective_on:
-        raise invalid("effective_on", f"the previous step took effect on {last.effective_on}; {day} is earlier")
+        raise invalid(
+            "effective_on", f"the previous step took effect on {last.effective_on}; {day} is earlier"
+        )
     if to_status in REQUIRED_FOR:
         needed, what = REQUIRED_FOR[to_status]
         if not {"reference": reference, "gazette_reference": gazette_reference}[needed].strip():
@@ -388,18 +432,32 @@ def transition_designation(
     designation.save()
     _event(actor, designation, step, previous, to_status, day, reference or gazette_reference, note)
     audit.record(
-        actor=actor, action=f"registry.designation.{step}", target=designation,
+        actor=actor,
+        action=f"registry.designation.{step}",
+        target=designation,
         organisation_id=designation.organisation_id,
-        data={"from": previous, "to": to_status, "effective_on": day, "reference": reference,
-              "gazette_reference": gazette_reference, "note": note},
+        data={
+            "from": previous,
+            "to": to_status,
+            "effective_on": day,
+            "reference": reference,
+            "gazette_reference": gazette_reference,
+            "note": note,
+        },
     )
     return designation
 
 
 @transaction.atomic
 def record_designation_review(
-    *, actor: Actor, designation: Designation, reviewed_on: dt.date, reference: str = "",
-    note: str = "", grade: str | None = None, next_review_due: dt.date | None = None,
+    *,
+    actor: Actor,
+    designation: Designation,
+    reviewed_on: dt.date,
+    reference: str = "",
+    note: str = "",
+    grade: str | None = None,
+    next_review_due: dt.date | None = None,
 ) -> Designation:
     """The annual review of a CII designation: keeps the status, may re-grade, sets the next due date."""
     designation = Designation.objects.select_for_update().get(pk=designation.pk)
@@ -418,7 +476,9 @@ def record_designation_review(
     designation.save()
     _event(actor, designation, "review", designation.status, designation.status, reviewed_on, reference, note)
     audit.record(
-        actor=actor, action="registry.designation.review", target=designation,
+        actor=actor,
+        action="registry.designation.review",
+        target=designation,
         organisation_id=designation.organisation_id,
         data={"before": before, "grade": designation.grade, "review_due": due, "reference": reference},
     )
@@ -426,13 +486,26 @@ def record_designation_review(
 
 
 def _event(
-    actor: Actor, designation: Designation, event: str, from_status: str, to_status: str,
-    day: dt.date, reference: str, note: str,
+    actor: Actor,
+    designation: Designation,
+    event: str,
+    from_status: str,
+    to_status: str,
+    day: dt.date,
+    reference: str,
+    note: str,
 ) -> None:
     DesignationEvent.objects.create(
-        designation=designation, event=event, from_status=from_status, to_status=to_status,
-        effective_on=day, reference=reference, note=note,
-        actor_id=actor.pk, actor_label=actor.get_username(), recorded_at=clock.now(),
+        designation=designation,
+        event=event,
+        from_status=from_status,
+        to_status=to_status,
+        effective_on=day,
+        reference=reference,
+        note=note,
+        actor_id=actor.pk,
+        actor_label=actor.get_username(),
+        recorded_at=clock.now(),
     )
 
 
@@ -454,8 +527,13 @@ def _in_force_between(valid_from: dt.date) -> models.Q:
 
 @transaction.atomic
 def add_netblock(
-    *, actor: Actor, organisation: Organisation, cidr: str, valid_from: dt.date | None = None,
-    description: str = "", tlp: str | None = None,
+    *,
+    actor: Actor,
+    organisation: Organisation,
+    cidr: str,
+    valid_from: dt.date | None = None,
+    description: str = "",
+    tlp: str | None = None,
 ) -> AddedResource:
     _require(actor, "change", organisation)
     parsed = parse_network(cidr)
@@ -471,13 +549,22 @@ def add_netblock(
     if own:
         raise Conflict(f"{parsed.cidr} overlaps {', '.join(own)}, already registered to {organisation.slug}")
     netblock = Netblock.objects.create(
-        organisation=organisation, cidr=parsed.cidr, family=parsed.family,
-        prefix_length=parsed.prefix_length, start=parsed.start, end=parsed.end,
-        valid_from=day, description=description, tlp=_tlp(tlp, TLP.AMBER),
+        organisation=organisation,
+        cidr=parsed.cidr,
+        family=parsed.family,
+        prefix_length=parsed.prefix_length,
+        start=parsed.start,
+        end=parsed.end,
+        valid_from=day,
+        description=description,
+        tlp=_tlp(tlp, TLP.AMBER),
     )
     overlaps = [f"{block.cidr} ({block.organisation.slug})" for block in overlapping]
     audit.record(
-        actor=actor, action="registry.netblock.add", target=netblock, organisation_id=organisation.pk,
+        actor=actor,
+        action="registry.netblock.add",
+        target=netblock,
+        organisation_id=organisation.pk,
         data={"cidr": parsed.cidr, "valid_from": day, "overlaps": overlaps},
     )
     return AddedResource(netblock, overlaps)
@@ -485,22 +572,32 @@ def add_netblock(
 
 @transaction.atomic
 def add_asn(
-    *, actor: Actor, organisation: Organisation, asn: str | int, valid_from: dt.date | None = None,
-    name: str = "", tlp: str | None = None,
+    *,
+    actor: Actor,
+    organisation: Organisation,
+    asn: str | int,
+    valid_from: dt.date | None = None,
+    name: str = "",
+    tlp: str | None = None,
 ) -> AddedResource:
     _require(actor, "change", organisation)
     number = parse_asn(asn)
     day = _day(valid_from)
-    existing = AutonomousSystem.objects.filter(_in_force_between(day), asn=number).select_related(
-        "organisation"
-    ).first()
+    existing = (
+        AutonomousSystem.objects.filter(_in_force_between(day), asn=number)
+        .select_related("organisation")
+        .first()
+    )
     if existing is not None:
         raise Conflict(f"AS{number} is already registered to {existing.organisation.slug}")
     record = AutonomousSystem.objects.create(
         organisation=organisation, asn=number, name=name, valid_from=day, tlp=_tlp(tlp, TLP.GREEN)
     )
     audit.record(
-        actor=actor, action="registry.asn.add", target=record, organisation_id=organisation.pk,
+        actor=actor,
+        action="registry.asn.add",
+        target=record,
+        organisation_id=organisation.pk,
         data={"asn": number, "valid_from": day},
     )
     return AddedResource(record)
@@ -508,7 +605,11 @@ def add_asn(
 
 @transaction.atomic
 def add_domain(
-    *, actor: Actor, organisation: Organisation, name: str, valid_from: dt.date | None = None,
+    *,
+    actor: Actor,
+    organisation: Organisation,
+    name: str,
+    valid_from: dt.date | None = None,
     tlp: str | None = None,
 ) -> AddedResource:
     _require(actor, "change", organisation)
@@ -521,13 +622,18 @@ def add_domain(
     suffixes = [".".join(ascii_name.split(".")[i:]) for i in range(1, ascii_name.count(".") + 1)]
     related = active.filter(models.Q(name__in=suffixes) | models.Q(name__endswith="." + ascii_name))
     record = Domain.objects.create(
-        organisation=organisation, name=ascii_name,
+        organisation=organisation,
+        name=ascii_name,
         unicode_name=unicode_name if unicode_name != ascii_name else "",
-        valid_from=day, tlp=_tlp(tlp, TLP.GREEN),
+        valid_from=day,
+        tlp=_tlp(tlp, TLP.GREEN),
     )
     overlaps = [f"{d.name} ({d.organisation.slug})" for d in related]
     audit.record(
-        actor=actor, action="registry.domain.add", target=record, organisation_id=organisation.pk,
+        actor=actor,
+        action="registry.domain.add",
+        target=record,
+        organisation_id=organisation.pk,
         data={"name": ascii_name, "valid_from": day, "overlaps": overlaps},
     )
     return AddedResource(record, overlaps)
@@ -547,15 +653,26 @@ def retire_resource(
     record.valid_to = day
     record.save(update_fields=["valid_to"])
     audit.record(
-        actor=actor, action=f"registry.{record._meta.model_name}.retire", target=record,
-        organisation_id=record.organisation_id, data={"resource": str(record), "valid_to": day},
+        actor=actor,
+        action=f"registry.{record._meta.model_name}.retire",
+        target=record,
+        organisation_id=record.organisation_id,
+        data={"resource": str(record), "valid_to": day},
     )
 
 
 @transaction.atomic
 def add_contact(
-    *, actor: Actor, organisation: Organisation, kind: str, name: str = "", email: str = "",
-    phone: str = "", pgp_fingerprint: str = "", pgp_key: str = "", available_24_7: bool = False,
+    *,
+    actor: Actor,
+    organisation: Organisation,
+    kind: str,
+    name: str = "",
+    email: str = "",
+    phone: str = "",
+    pgp_fingerprint: str = "",
+    pgp_key: str = "",
+    available_24_7: bool = False,
     tlp: str | None = None,
 ) -> Contact:
     _require(actor, "change", organisation)
@@ -565,15 +682,26 @@ def add_contact(
     if email and ("@" not in email or email.startswith("@") or email.endswith("@")):
         raise invalid("email", f"{email!r} is not an e-mail address")
     fingerprint = pgp_fingerprint.replace(" ", "").upper()
-    if fingerprint and (len(fingerprint) not in {40, 64} or any(c not in "0123456789ABCDEF" for c in fingerprint)):
+    if fingerprint and (
+        len(fingerprint) not in {40, 64} or any(c not in "0123456789ABCDEF" for c in fingerprint)
+    ):
         raise invalid("pgp_fingerprint", "a PGP fingerprint is 40 (v4) or 64 (v5/v6) hexadecimal digits")
     contact = Contact.objects.create(
-        organisation=organisation, kind=kind, name=name, email=email.strip().lower(), phone=phone.strip(),
-        pgp_fingerprint=fingerprint, pgp_key=pgp_key, available_24_7=available_24_7,
+        organisation=organisation,
+        kind=kind,
+        name=name,
+        email=email.strip().lower(),
+        phone=phone.strip(),
+        pgp_fingerprint=fingerprint,
+        pgp_key=pgp_key,
+        available_24_7=available_24_7,
         tlp=_tlp(tlp, TLP.AMBER),
     )
     audit.record(
-        actor=actor, action="registry.contact.add", target=contact, organisation_id=organisation.pk,
+        actor=actor,
+        action="registry.contact.add",
+        target=contact,
+        organisation_id=organisation.pk,
         data={"kind": kind, "email": contact.email, "phone": contact.phone},
     )
     return contact
@@ -581,8 +709,13 @@ def add_contact(
 
 @transaction.atomic
 def add_cii_system(
-    *, actor: Actor, organisation: Organisation, name: str, description: str = "",
-    designation: Designation | None = None, tlp: str | None = None,
+    *,
+    actor: Actor,
+    organisation: Organisation,
+    name: str,
+    description: str = "",
+    designation: Designation | None = None,
+    tlp: str | None = None,
 ) -> CIISystem:
     _require(actor, "change", organisation)
     if not name.strip():
@@ -592,11 +725,17 @@ def add_cii_system(
     if designation is not None and designation.organisation_id != organisation.pk:
         raise invalid("designation", "the designation belongs to another organisation")
     system = CIISystem.objects.create(
-        organisation=organisation, name=name.strip(), description=description, designation=designation,
+        organisation=organisation,
+        name=name.strip(),
+        description=description,
+        designation=designation,
         tlp=_tlp(tlp, TLP.AMBER),
     )
     audit.record(
-        actor=actor, action="registry.cii_system.add", target=system, organisation_id=organisation.pk,
+        actor=actor,
+        action="registry.cii_system.add",
+        target=system,
+        organisation_id=organisation.pk,
         data={"name": system.name, "designation_id": designation.pk if designation else None},
     )
     return system

@@ -1,3 +1,15 @@
-from django.urls import path
+from __future__ import annotations
 
-urlpatterns: list[object] = []
+from django.urls import URLPattern, path
+
+from certnet.registry import views as registry
+from certnet.web import views
+
+urlpatterns: list[URLPattern] = [
+    path("login/", views.SignInView.as_view(), name="login"),
+    path("logout/", views.SignOutView.as_view(), name="logout"),
+    path("", registry.framework_tree, name="tree"),
+    path("organisations/", registry.organisation_list, name="organisation-list"),
+    path("organisations/<slug:slug>/", registry.organisation_detail, name="organisation-detail"),
+    path("lookup/", registry.lookup_page, name="lookup"),
+]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import itertools
+import pickle
 import random
 
 import numpy as np
@@ -730,3 +731,13 @@ def test_asn_index() -> None:
         AsnIndex.build([64500, 64500], [1, 2])
     with pytest.raises(TypeError):
         index.lookup(np.array([1.0]))
+
+
+def test_indexes_pickle() -> None:
+    index = PrefixIndex.build(["10.0.0.0/8", "2001:db8::/32"], [1, 2])
+    clone = pickle.loads(pickle.dumps(index))  # noqa: S301 - our own data
+    assert lookup_all(clone, ["10.0.0.1", "2001:db8::1", "::1"]) == [1, 2, None]
+    domains = pickle.loads(pickle.dumps(DomainSuffixIndex.build(["gov.pk"], [1])))  # noqa: S301
+    assert domains.lookup_one("x.gov.pk") == 1
+    asns = pickle.loads(pickle.dumps(AsnIndex.build([64500], [1])))  # noqa: S301
+    assert asns.lookup_one(64500) == 1

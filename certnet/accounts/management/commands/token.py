@@ -30,7 +30,9 @@ class Command(BaseCommand):
         actor = SystemActor("cli")
         try:
             if options["verb"] == "create":
-                issued = services.create_token(actor=actor, user=user, name=options["name"], days=options["days"])
+                issued = services.create_token(
+                    actor=actor, user=user, name=options["name"], days=options["days"]
+                )
                 self.stdout.write(issued.secret)
                 self.stderr.write(f"expires {issued.token.expires_at:%Y-%m-%d %H:%M} UTC")
             else:

@@ -17,5 +17,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         result = audit.verify()
         if not result.ok:
-            raise CommandError(f"audit log BROKEN at entry #{result.first_bad_seq}: {result.reason}", returncode=1)
+            raise CommandError(
+                f"audit log BROKEN at entry #{result.first_bad_seq}: {result.reason}", returncode=1
+            )
         self.stdout.write(f"audit log intact: {result.checked} entries verified")

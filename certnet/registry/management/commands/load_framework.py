@@ -11,7 +11,9 @@ from certnet.registry.framework import load_framework_file
 
 
 class Command(BaseCommand):
-    help = "Validate a framework file and load it. Every error is listed with its path; nothing is loaded then."
+    help = (
+        "Validate a framework file and load it. Every error is listed with its path; nothing is loaded then."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("file", type=Path)

@@ -5,11 +5,11 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from certnet.accounts.models import User
 from certnet.core.clock import parse_date
 from certnet.core.errors import DomainError
 from certnet.registry.resources import parse_address
 from certnet.registry.selectors import lookup
-from certnet.accounts.models import User
 
 
 def classify(query: str) -> str:

@@ -18,8 +18,8 @@ from certnet.registry.demo import load_demo_registry, read_demo
 from certnet.registry.framework import load_framework_file
 from certnet.registry.models import Organisation
 
-DEMO_PASSWORD_ENV = "CERTNET_DEMO_PASSWORD"
-DEFAULT_DEMO_PASSWORD = "certnet-demo-2026"
+DEMO_PASSWORD_ENV = "CERTNET_DEMO_PASSWORD"  # noqa: S105 - the name of a variable
+DEFAULT_DEMO_PASSWORD = "certnet-demo-2026"  # noqa: S105 - demo accounts only, documented in the README
 
 
 class Command(BaseCommand):
@@ -54,16 +54,25 @@ class Command(BaseCommand):
             user = User.objects.filter(username=spec["username"]).first()
             if user is None:
                 user = accounts.create_user(
-                    actor=actor, username=spec["username"], password=password,
-                    full_name=spec.get("full_name", ""), email=spec.get("email", ""),
-                    is_platform_admin=spec.get("platform_admin", False), check_password_strength=False,
+                    actor=actor,
+                    username=spec["username"],
+                    password=password,
+                    full_name=spec.get("full_name", ""),
+                    email=spec.get("email", ""),
+                    is_platform_admin=spec.get("platform_admin", False),
+                    check_password_strength=False,
                 )
                 created.append(user.username)
             for membership in spec.get("memberships", []):
                 organisation = Organisation.objects.get(slug=membership["organisation"])
                 if not user.memberships.filter(organisation=organisation, role=membership["role"]).exists():
-                    accounts.set_membership(actor=actor, user=user, organisation_id=organisation.pk,
-                                            role=Role(membership["role"]))
-        self.stdout.write(f"demo: {added} registry records added; accounts created: {', '.join(created) or 'none'}")
+                    accounts.set_membership(
+                        actor=actor, user=user, organisation_id=organisation.pk, role=Role(membership["role"])
+                    )
+        self.stdout.write(
+            f"demo: {added} registry records added; accounts created: {', '.join(created) or 'none'}"
+        )
         if created:
-            self.stdout.write(f"demo accounts share the password {password!r} (set {DEMO_PASSWORD_ENV} to change)")
+            self.stdout.write(
+                f"demo accounts share the password {password!r} (set {DEMO_PASSWORD_ENV} to change)"
+            )

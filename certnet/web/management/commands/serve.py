@@ -20,7 +20,15 @@ class Command(BaseCommand):
         self.stdout.write(f"certnet serving on http://{bind}/ (Ctrl-C to stop)")
         self.stdout.flush()
         argv = [
-            sys.executable, "-m", "gunicorn", "certnet.wsgi:application",
-            "--bind", bind, "--workers", str(options["workers"]), "--access-logfile", "-",
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "certnet.wsgi:application",
+            "--bind",
+            bind,
+            "--workers",
+            str(options["workers"]),
+            "--access-logfile",
+            "-",
         ]
         os.execv(sys.executable, argv)  # noqa: S606 - replace this process with the server
