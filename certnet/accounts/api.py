@@ -1,6 +1,5 @@
 """API authentication and the caller's own account."""
 
-from __future__ import annotations
 
 from typing import Any
 

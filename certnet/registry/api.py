@@ -1,6 +1,5 @@
 """Registry endpoints. Thin: parse, call one selector or service, shape the answer."""
 
-from __future__ import annotations
 
 import datetime as dt
 from typing import Any

@@ -61,6 +61,15 @@ def _require_manager_above(actor: Actor, organisation: Organisation | None) -> N
     _require(actor, "change", organisation)
 
 
+def _organisation_tlp(value: str | TLP | None, default: TLP) -> TLP:
+    # RED admits only an author and named people; an organisation's own record has neither, so RED
+    # would hide it from its own members. AMBER+STRICT is the strictest that makes sense here.
+    tlp = _tlp(value, default)
+    if tlp == TLP.RED:
+        raise invalid("tlp", "an organisation's record cannot be TLP:RED; use amber+strict")
+    return tlp
+
+
 def _tlp(value: str | TLP | None, default: TLP, loc: str = "tlp") -> TLP:
     if value is None or value == "":
         return default
@@ -135,7 +144,7 @@ def create_organisation(*, actor: Actor, data: OrganisationInput) -> Organisatio
     _require_manager_above(actor, parent)
     organisation = Organisation(
         slug=slug,
-        tlp=_tlp(data.tlp, TLP.GREEN),
+        tlp=_organisation_tlp(data.tlp, TLP.GREEN),
         **{name: getattr(data, name).strip() for name in ORGANISATION_FIELDS},
     )
     organisation.save()
@@ -173,7 +182,7 @@ def update_organisation(
     if "name" in changes and not str(changes["name"]).strip():
         raise invalid("name", "must not be empty")
     if "tlp" in changes:
-        new_tlp = _tlp(changes["tlp"], TLP(organisation.tlp))
+        new_tlp = _organisation_tlp(changes["tlp"], TLP(organisation.tlp))
         if TLP(organisation.tlp).is_stricter_than(new_tlp) and not (
             isinstance(actor, SystemActor) or may_lower_tlp(actor, organisation)  # type: ignore[arg-type]
         ):

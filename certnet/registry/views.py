@@ -277,7 +277,11 @@ def organisation_detail(request: HttpRequest, slug: str) -> HttpResponse:
     chain = selectors.chain_of(organisation, day)
     edges = selectors.reporting_edges(day)
     children = [child for child, parent in edges.items() if parent == organisation.pk]
-    constituents = list(selectors.visible_organisations(user).filter(pk__in=children))
+    kind_order = {kind: i for i, kind in enumerate(OrganisationKind.values)}
+    constituents = sorted(
+        selectors.visible_organisations(user).filter(pk__in=children),
+        key=lambda o: (kind_order.get(o.kind, 99), o.display_name.lower()),
+    )
     constituent_statuses = selectors.designation_statuses(o.pk for o in constituents)
     designations = list(
         Designation.objects.restrict(user)
@@ -340,7 +344,7 @@ def lookup_page(request: HttpRequest) -> HttpResponse:
         try:
             result = selectors.lookup(request.user, query, kind, day)
         except DomainError as exc:
-            context["error"] = exc.detail
+            context["error"] = exc.detail.rstrip(".")
             context["field_errors"] = [e for e in exc.errors if isinstance(e, FieldError)]
             context["kind"] = kind
         else:

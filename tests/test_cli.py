@@ -1,0 +1,99 @@
+"""The `certnet` command, run as a user runs it: a real subprocess against a real database file."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CERTNET = [sys.executable, "-m", "certnet.cli"]
+
+
+@pytest.fixture(scope="module")
+def instance(tmp_path_factory) -> dict[str, str]:
+    """A set-up demo instance in its own directory, shared by the tests of this module."""
+    var = tmp_path_factory.mktemp("var")
+    env = {**os.environ, "CERTNET_VAR_DIR": str(var), "DATABASE_URL": f"sqlite:///{var / 'cli.sqlite3'}"}
+    result = subprocess.run([*CERTNET, "setup", "--demo"], env=env, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    return env
+
+
+def run(env, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CERTNET, *args], env=env, capture_output=True, text=True, check=False)
+
+
+def test_setup_is_idempotent(instance):
+    again = run(instance, "setup", "--demo")
+    assert again.returncode == 0, again.stderr
+    assert "0 created, 0 updated, 24 unchanged" in again.stdout
+    assert "demo: 0 registry records added; accounts created: none" in again.stdout
+
+
+def test_lookup_as_of_dates(instance):
+    now = run(instance, "lookup", "203.0.113.140", "--json")
+    assert now.returncode == 0, now.stderr
+    answer = json.loads(now.stdout)
+    assert (answer["organisation"]["slug"], answer["matched"]) == ("pitb-services", "203.0.113.128/26")
+    assert [o["slug"] for o in answer["chain"]] == ["punjab-cert", "ncert"]
+    before = json.loads(run(instance, "lookup", "203.0.113.140", "--at", "2025-01-01", "--json").stdout)
+    assert before["organisation"]["slug"] == "lahore-university"
+    text = run(instance, "lookup", "AS64500")
+    assert "National Database & Registration Authority (nadra)" in text.stdout
+    assert "CERT chain: NCERT" in text.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("lookup", "198.19.255.255", "--at", "2025-13-01"), "--at: '2025-13-01' is not a date in the form YYYY-MM-DD"),
+        (("lookup", "100.64.0.1"), "no organisation you may see held '100.64.0.1'"),
+        (("token", "create", "nobody"), "no user 'nobody'"),
+        (("load-framework", "/nonexistent.yaml"), "/nonexistent.yaml: no such file"),
+    ],
+)
+def test_errors_are_clear_and_exit_non_zero(instance, args, message):
+    result = run(instance, *args)
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_load_framework_reports_every_error(instance, tmp_path):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("framework: {name: x, version: '1', country: pk, as_of: 2025-01-01}\norganisations:\n"
+                      "  - {slug: a, name: A, kind: spaceship}\n", encoding="utf-8")
+    result = run(instance, "load-framework", str(broken))
+    assert result.returncode == 1
+    assert "has 2 error(s)" in result.stderr
+    assert "framework.country: String should match pattern" in result.stderr
+    assert "organisations[0].kind: Input should be 'national-cert'" in result.stderr
+    # References are checked once the structure is sound, again listing every problem.
+    broken.write_text("framework: {name: x, version: '1', country: PK, as_of: 2025-01-01}\norganisations:\n"
+                      "  - {slug: a, name: A, kind: national-cert, reports_to: b, via_function: f}\n",
+                      encoding="utf-8")
+    result = run(instance, "load-framework", str(broken))
+    assert "has 2 error(s)" in result.stderr
+    assert "organisations[0].reports_to: no organisation 'b' in this file" in result.stderr
+    assert "organisations[0].via_function: no function 'f' in this file" in result.stderr
+
+
+def test_token_then_api_then_audit(instance):
+    created = run(instance, "token", "create", "ncert.handler", "--days", "7")
+    assert created.returncode == 0, created.stderr
+    token = created.stdout.strip()
+    assert token.startswith("cnt_") and len(token) > 40
+    database = Path(instance["DATABASE_URL"].removeprefix("sqlite:///"))
+    with sqlite3.connect(database) as db:
+        stored = db.execute("SELECT digest FROM accounts_apitoken").fetchall()
+    assert all(token not in row[0] for row in stored)  # only the digest is stored
+    assert run(instance, "audit", "verify").returncode == 0
+    with sqlite3.connect(database) as db:
+        db.execute("UPDATE core_auditentry SET data = '{}' WHERE seq = 5")
+    broken = run(instance, "audit", "verify")
+    assert broken.returncode == 1
+    assert "audit log BROKEN at entry #5" in broken.stderr
