@@ -97,3 +97,16 @@ def test_token_then_api_then_audit(instance):
     broken = run(instance, "audit", "verify")
     assert broken.returncode == 1
     assert "audit log BROKEN at entry #5" in broken.stderr
+
+
+def test_user_create_and_grant(instance):
+    env = {**instance, "CERTNET_PASSWORD": "correct horse battery staple"}
+    created = run(env, "user", "create", "kp.analyst", "--org", "kp-cert", "--role", "analyst")
+    assert created.returncode == 0, created.stderr
+    weak = run({**instance, "CERTNET_PASSWORD": "short"}, "user", "create", "weak.user")
+    assert weak.returncode == 1
+    assert "the password is too weak" in weak.stderr
+    unknown = run(env, "user", "grant", "kp.analyst", "--org", "atlantis-cert", "--role", "viewer")
+    assert "no organisation 'atlantis-cert'" in unknown.stderr
+    token = run(env, "token", "create", "kp.analyst").stdout.strip()
+    assert token.startswith("cnt_")

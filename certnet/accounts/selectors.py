@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 
 from django.db.models import QuerySet
@@ -8,6 +9,7 @@ from certnet.accounts.models import ApiToken, Membership, User
 from certnet.core import clock
 from certnet.core.roles import Role
 
+LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
 TOKEN_PREFIX = "cnt_"  # noqa: S105 - a public marker that makes leaked tokens greppable, not a secret
 
 
@@ -33,7 +35,10 @@ def user_for_token(secret: str) -> User | None:
     )
     if token is None or not token.user.is_active:
         return None
-    ApiToken.objects.filter(pk=token.pk).update(last_used_at=clock.now())
+    now = clock.now()
+    # Recorded to the minute: a write on every request would serialise all API reads behind the writer.
+    if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
     return token.user
 
 
@@ -43,3 +48,11 @@ def get_user_by_username(username: str) -> User | None:
 
 def memberships_of(user: User) -> QuerySet[Membership]:
     return Membership.objects.filter(user=user).select_related("organisation")
+
+
+def organisation_id_for_slug(slug: str) -> int | None:
+    from django.apps import apps
+
+    organisation = apps.get_model("registry", "Organisation")
+    found = organisation.objects.filter(slug=slug).values_list("pk", flat=True).first()
+    return int(found) if found is not None else None

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from django.db import models
 from django.db.models import Q
 
+from certnet.core import lookups  # noqa: F401 - registers the __in_ids lookup used below
 from certnet.core.roles import Role
 from certnet.core.tlp import TLP
 
@@ -216,8 +217,13 @@ def _lookup(path: str, suffix: str) -> str:
     return f"{path}__{suffix}" if suffix else path
 
 
+def _ids_path(path: str) -> str:
+    """The lookup that compares an organisation reference's id (a foreign key's column, no join)."""
+    return "pk__in_ids" if path == "pk" else f"{path}__id__in_ids"
+
+
 def _owner_in(spec: VisibilitySpec, org_ids: Iterable[int]) -> Q:
-    return Q(**{_lookup(spec.owner, "in"): sorted(org_ids)})
+    return Q(**{_ids_path(spec.owner): sorted(org_ids)})
 
 
 def _personally_named_q(model: type[models.Model], spec: VisibilitySpec, user_id: int) -> Q:
@@ -234,7 +240,7 @@ def _personally_named_q(model: type[models.Model], spec: VisibilitySpec, user_id
 def _shared_q(model: type[models.Model], spec: VisibilitySpec, org_ids: frozenset[int]) -> Q:
     if not spec.shared_with or not org_ids:
         return Q(pk__in=[])
-    shared = model._default_manager.filter(**{_lookup(spec.shared_with, "in"): sorted(org_ids)})
+    shared = model._default_manager.filter(**{_ids_path(spec.shared_with): sorted(org_ids)})
     return Q(pk__in=shared.values("pk"))
 
 

@@ -30,12 +30,9 @@ if TYPE_CHECKING:
 
 def reporting_edges(day: dt.date | None = None) -> dict[int, int]:
     """child organisation id → parent organisation id, as the reporting lines stood on `day`."""
-    day = day or clock.today()
-    return dict(
-        ReportingLine.objects.filter(ReportingLine.in_force_on(day)).values_list(
-            "organisation_id", "parent_id"
-        )
-    )
+    from certnet.registry.index import reporting_edges as cached_edges
+
+    return cached_edges(day or clock.today())
 
 
 def descendants_of(org_ids: Iterable[int], day: dt.date | None = None) -> set[int]:
@@ -224,31 +221,28 @@ def lookup(user: UserLike | None, query: str, kind: str, at: dt.date | None = No
     day = at or clock.today()
     index = registry_index(day)
     resource: Netblock | AutonomousSystem | Domain | None
+    model: type[Netblock] | type[AutonomousSystem] | type[Domain]
     if kind == "ip":
-        found = index.find_ip(query)
-        resource = Netblock.objects.restrict(user).filter(pk=found).first() if found else None
-        matched = resource.cidr if resource else ""
+        model, found = Netblock, index.find_ip(query)
     elif kind == "asn":
-        found = index.find_asn(query)
-        resource = AutonomousSystem.objects.restrict(user).filter(pk=found).first() if found else None
-        matched = f"AS{resource.asn}" if resource else ""
+        model, found = AutonomousSystem, index.find_asn(query)
     elif kind == "domain":
-        found = index.find_domain(query)
-        resource = Domain.objects.restrict(user).filter(pk=found).first() if found else None
-        matched = resource.name if resource else ""
+        model, found = Domain, index.find_domain(query)
     else:
         raise ValueError(f"unknown lookup kind {kind!r}")
+    resource = model.objects.restrict(user).filter(pk=found).first() if found is not None else None
     if resource is None:
         raise NotFound(f"no organisation you may see held {query!r} on {day.isoformat()}")
-    owner = resource.organisation
+    chain = index.chain_ids(resource.organisation_id)
+    organisations = Organisation.objects.in_bulk([resource.organisation_id, *chain])
     return LookupResult(
         query=query,
         kind=kind,
         at=day,
-        organisation=owner,
-        matched=matched,
+        organisation=organisations[resource.organisation_id],
+        matched=resource.name if isinstance(resource, Domain) else str(resource),
         resource_id=resource.pk,
-        chain=chain_of(owner, day),
+        chain=[organisations[pk] for pk in chain if pk in organisations],
     )
 
 
