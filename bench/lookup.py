@@ -59,9 +59,7 @@ def make_networks(count: int, rng: random.Random) -> list[Net]:
                 plen = (
                     8
                     if rng.random() < 0.0005
-                    else rng.choice(
-                        [16, 16, 18, 19, 20, 21, 22, 22, 23, 24, 24, 24, 24, 24, 26, 28, 29, 32]
-                    )
+                    else rng.choice([16, 16, 18, 19, 20, 21, 22, 22, 23, 24, 24, 24, 24, 24, 26, 28, 29, 32])
                 )
             else:
                 plen = rng.choice([24, 29, 32, 32, 40, 48, 48, 56, 64, 64, 96, 128])
@@ -127,9 +125,7 @@ class NaiveReference:
             net = ipaddress.ip_network(text, strict=True)
             self.table[(net.version, net.prefixlen, int(net.network_address))] = value
         for version in (4, 6):
-            self.lengths[version] = sorted(
-                {plen for v, plen, _ in self.table if v == version}, reverse=True
-            )
+            self.lengths[version] = sorted({plen for v, plen, _ in self.table if v == version}, reverse=True)
 
     def lookup(self, address: str) -> int:
         try:
@@ -204,9 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--inside-share", type=float, default=0.7)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--sample", type=int, default=10_000)
-    parser.add_argument(
-        "--compare-ipv6", action="store_true", help="also time alternative IPv6 schemes"
-    )
+    parser.add_argument("--compare-ipv6", action="store_true", help="also time alternative IPv6 schemes")
     args = parser.parse_args(argv)
 
     rng = random.Random(args.seed)
@@ -279,9 +273,7 @@ def main(argv: list[str] | None = None) -> int:
             seconds = best_of(max(1, args.repeat // 2), partial(func, v6_hi, v6_lo))
             print(f"{name}_lookups_per_s={m / seconds:.0f}")
         starts4, values4 = index.ipv4_intervals()
-        t_direct = best_of(
-            args.repeat, lambda: values4[np.searchsorted(starts4, v4, side="right") - 1]
-        )
+        t_direct = best_of(args.repeat, lambda: values4[np.searchsorted(starts4, v4, side="right") - 1])
         print(f"ipv4_unsorted_searchsorted_lookups_per_s={m / t_direct:.0f}")
 
     # Correctness against the naive reference on a sample of both families.

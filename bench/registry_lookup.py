@@ -54,7 +54,10 @@ def main() -> None:
     rng = random.Random(args.seed)
     actor = SystemActor("bench")
     call_command("migrate", verbosity=0)
-    call_command("load_framework", str(Path(__file__).resolve().parent.parent / "certnet/registry/framework/pakistan.yaml"))
+    call_command(
+        "load_framework",
+        str(Path(__file__).resolve().parent.parent / "certnet/registry/framework/pakistan.yaml"),
+    )
     ncert = Organisation.objects.get(slug="ncert")
     provinces = list(Organisation.objects.filter(kind="provincial-cert"))
 
@@ -70,22 +73,39 @@ def main() -> None:
     seen: set[str] = set()
     while len(networks) < args.netblocks:
         if rng.random() < 0.7:
-            net = ipaddress.ip_network((rng.getrandbits(32), rng.choice([16, 20, 22, 24, 26, 28])), strict=False)
+            net = ipaddress.ip_network(
+                (rng.getrandbits(32), rng.choice([16, 20, 22, 24, 26, 28])), strict=False
+            )
         else:
-            net = ipaddress.ip_network(((0x2001 << 112) | rng.getrandbits(112), rng.choice([32, 40, 48, 56, 64])),
-                                       strict=False)
+            net = ipaddress.ip_network(
+                ((0x2001 << 112) | rng.getrandbits(112), rng.choice([32, 40, 48, 56, 64])), strict=False
+            )
         if str(net) not in seen:
             seen.add(str(net))
             networks.append(str(net))
     blocks = []
     for cidr in networks:
         parsed = parse_network(cidr)
-        blocks.append(Netblock(organisation=rng.choice(orgs), cidr=parsed.cidr, family=parsed.family,
-                               prefix_length=parsed.prefix_length, start=parsed.start, end=parsed.end,
-                               valid_from="2020-01-01", tlp="green"))
+        blocks.append(
+            Netblock(
+                organisation=rng.choice(orgs),
+                cidr=parsed.cidr,
+                family=parsed.family,
+                prefix_length=parsed.prefix_length,
+                start=parsed.start,
+                end=parsed.end,
+                valid_from="2020-01-01",
+                tlp="green",
+            )
+        )
     Netblock.objects.bulk_create(blocks, batch_size=5_000)
-    user = accounts.create_user(actor=actor, username="bench", password="bench-password-123", is_platform_admin=True,
-                                check_password_strength=False)
+    user = accounts.create_user(
+        actor=actor,
+        username="bench",
+        password="bench-password-123",
+        is_platform_admin=True,
+        check_password_strength=False,
+    )
     token = accounts.create_token(actor=actor, user=user).secret
 
     from certnet.core import clock
@@ -132,8 +152,9 @@ def main() -> None:
     from certnet.core.roles import Role
     from certnet.registry.selectors import lookup
 
-    handler = accounts.create_user(actor=actor, username="bench-handler", password="x" * 12,
-                                   check_password_strength=False)
+    handler = accounts.create_user(
+        actor=actor, username="bench-handler", password="x" * 12, check_password_strength=False
+    )
     accounts.set_membership(actor=actor, user=handler, organisation_id=ncert.pk, role=Role.HANDLER)
     registry_index.registry_index(today)
     selector_timings = []

@@ -14,7 +14,32 @@ from certnet.accounts.api import router as accounts_router
 from certnet.core.errors import DomainError
 from certnet.registry.api import router as registry_router
 
-api = NinjaAPI(
+
+class CertnetAPI(NinjaAPI):
+    """Keeps the offending value in validation messages: "month must be in 1..12 (got '2025-13-01')"."""
+
+    def validation_error_from_error_contexts(self, error_contexts: list[Any]) -> NinjaValidationError:
+        errors: list[dict[str, Any]] = []
+        for context in error_contexts:
+            model = context.model
+            for err in context.pydantic_validation_error.errors(include_url=False):
+                loc = (
+                    model.__ninja_param_source__,
+                    *model.__ninja_flatten_map_reverse__.get(err["loc"], err["loc"]),
+                )
+                errors.append({"loc": loc, "msg": _with_input(err), "type": err["type"]})
+        return NinjaValidationError(errors)
+
+
+def _with_input(err: Any) -> str:
+    message = str(err.get("msg", "invalid"))
+    value = err.get("input")
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        return f"{message} (got {value!r})"
+    return message
+
+
+api = CertnetAPI(
     title="certnet API",
     version="1",
     description=(
@@ -54,7 +79,7 @@ def _unauthenticated(request: HttpRequest, exc: AuthenticationError) -> HttpResp
 @api.exception_handler(NinjaValidationError)
 def _invalid(request: HttpRequest, exc: NinjaValidationError) -> HttpResponse:
     errors = [
-        {"loc": ".".join(str(part) for part in err.get("loc", ())), "msg": err.get("msg", "invalid")}
+        {"loc": ".".join(str(part) for part in err.get("loc", ())), "msg": str(err.get("msg", "invalid"))}
         for err in exc.errors
     ]
     summary = "; ".join(f"{e['loc']}: {e['msg']}" for e in errors[:5])

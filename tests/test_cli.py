@@ -19,7 +19,9 @@ def instance(tmp_path_factory) -> dict[str, str]:
     """A set-up demo instance in its own directory, shared by the tests of this module."""
     var = tmp_path_factory.mktemp("var")
     env = {**os.environ, "CERTNET_VAR_DIR": str(var), "DATABASE_URL": f"sqlite:///{var / 'cli.sqlite3'}"}
-    result = subprocess.run([*CERTNET, "setup", "--demo"], env=env, capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [*CERTNET, "setup", "--demo"], env=env, capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0, result.stderr
     return env
 
@@ -51,7 +53,10 @@ def test_lookup_as_of_dates(instance):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("lookup", "198.19.255.255", "--at", "2025-13-01"), "--at: '2025-13-01' is not a date in the form YYYY-MM-DD"),
+        (
+            ("lookup", "198.19.255.255", "--at", "2025-13-01"),
+            "--at: '2025-13-01' is not a date in the form YYYY-MM-DD",
+        ),
         (("lookup", "100.64.0.1"), "no organisation you may see held '100.64.0.1'"),
         (("token", "create", "nobody"), "no user 'nobody'"),
         (("load-framework", "/nonexistent.yaml"), "/nonexistent.yaml: no such file"),
@@ -65,17 +70,22 @@ def test_errors_are_clear_and_exit_non_zero(instance, args, message):
 
 def test_load_framework_reports_every_error(instance, tmp_path):
     broken = tmp_path / "broken.yaml"
-    broken.write_text("framework: {name: x, version: '1', country: pk, as_of: 2025-01-01}\norganisations:\n"
-                      "  - {slug: a, name: A, kind: spaceship}\n", encoding="utf-8")
+    broken.write_text(
+        "framework: {name: x, version: '1', country: pk, as_of: 2025-01-01}\norganisations:\n"
+        "  - {slug: a, name: A, kind: spaceship}\n",
+        encoding="utf-8",
+    )
     result = run(instance, "load-framework", str(broken))
     assert result.returncode == 1
     assert "has 2 error(s)" in result.stderr
     assert "framework.country: String should match pattern" in result.stderr
     assert "organisations[0].kind: Input should be 'national-cert'" in result.stderr
     # References are checked once the structure is sound, again listing every problem.
-    broken.write_text("framework: {name: x, version: '1', country: PK, as_of: 2025-01-01}\norganisations:\n"
-                      "  - {slug: a, name: A, kind: national-cert, reports_to: b, via_function: f}\n",
-                      encoding="utf-8")
+    broken.write_text(
+        "framework: {name: x, version: '1', country: PK, as_of: 2025-01-01}\norganisations:\n"
+        "  - {slug: a, name: A, kind: national-cert, reports_to: b, via_function: f}\n",
+        encoding="utf-8",
+    )
     result = run(instance, "load-framework", str(broken))
     assert "has 2 error(s)" in result.stderr
     assert "organisations[0].reports_to: no organisation 'b' in this file" in result.stderr
@@ -86,7 +96,8 @@ def test_token_then_api_then_audit(instance):
     created = run(instance, "token", "create", "ncert.handler", "--days", "7")
     assert created.returncode == 0, created.stderr
     token = created.stdout.strip()
-    assert token.startswith("cnt_") and len(token) > 40
+    assert token.startswith("cnt_")
+    assert len(token) > 40
     database = Path(instance["DATABASE_URL"].removeprefix("sqlite:///"))
     with sqlite3.connect(database) as db:
         stored = db.execute("SELECT digest FROM accounts_apitoken").fetchall()

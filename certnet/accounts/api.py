@@ -1,6 +1,5 @@
 """API authentication and the caller's own account."""
 
-
 from typing import Any
 
 from django.http import HttpRequest
@@ -19,9 +18,19 @@ class BearerTokenAuth(HttpBearer):
         return user
 
 
+class BrowserSessionAuth(SessionAuth):
+    """The session of a logged-in browser, with CSRF on unsafe methods. A caller with no session is
+    simply unauthenticated (401), not a failed CSRF check (403)."""
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if not request.user.is_authenticated:
+            return None
+        return super().__call__(request)
+
+
 def api_auth() -> list[Any]:
-    """Bearer token first, then the browser session (which also demands CSRF on unsafe methods)."""
-    return [BearerTokenAuth(), SessionAuth()]
+    """Bearer token first, then the browser session."""
+    return [BearerTokenAuth(), BrowserSessionAuth()]
 
 
 router = Router(tags=["accounts"])

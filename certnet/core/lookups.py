@@ -30,4 +30,5 @@ class InIds(Lookup):  # type: ignore[type-arg]
         ids: Iterable[int] = self.rhs
         if connection.vendor == "postgresql":
             return f"{lhs} = ANY(%s::bigint[])", [*lhs_params, list(ids)]
-        return f"{lhs} IN (SELECT value FROM json_each(%s))", [*lhs_params, json.dumps(list(ids))]
+        # Only the compiled column reference is interpolated; the ids travel as a bound parameter.
+        return f"{lhs} IN (SELECT value FROM json_each(%s))", [*lhs_params, json.dumps(list(ids))]  # noqa: S608

@@ -1,17 +1,15 @@
 """Registry endpoints. Thin: parse, call one selector or service, shape the answer."""
 
-
 import datetime as dt
 from typing import Any
 
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from ninja import Field, Query, Router, Schema
+from ninja import Field, Query, Router, Schema, Status
 from ninja.pagination import LimitOffsetPagination, paginate
 
 from certnet.core import clock
 from certnet.core.errors import NotFound, invalid
-from certnet.core.visibility import can
 from certnet.registry import selectors, services
 from certnet.registry.models import (
     AutonomousSystem,
@@ -278,11 +276,6 @@ def _designation_out(designation: Designation) -> dict[str, Any]:
     }
 
 
-def _resource_out(record: Netblock | AutonomousSystem | Domain) -> Any:
-    record.organisation_slug = record.organisation.slug  # type: ignore[union-attr]
-    return record
-
-
 def _access_designation(request: HttpRequest, slug: str, kind: str) -> Designation:
     organisation = selectors.access_organisation(request.user, slug)
     designation = (
@@ -324,12 +317,12 @@ class _OrganisationPage:
 
 
 @router.post("/organisations", response={201: OrganisationOut}, summary="Register an organisation")
-def create_organisation(request: HttpRequest, payload: OrganisationCreate) -> tuple[int, dict[str, Any]]:
+def create_organisation(request: HttpRequest, payload: OrganisationCreate) -> Status[dict[str, Any]]:
     organisation = services.create_organisation(
         actor=request.user,
         data=services.OrganisationInput(**payload.model_dump()),
     )
-    return 201, _organisation_out(organisation)
+    return Status(201, _organisation_out(organisation))
 
 
 @router.get("/organisations/{slug}", response=OrganisationOut)
@@ -403,14 +396,14 @@ def list_designations(request: HttpRequest, slug: str) -> list[dict[str, Any]]:
 @router.post("/organisations/{slug}/designations", response={201: DesignationOut})
 def propose_designation(
     request: HttpRequest, slug: str, payload: DesignationCreate
-) -> tuple[int, dict[str, Any]]:
+) -> Status[dict[str, Any]]:
     organisation = selectors.access_organisation(request.user, slug)
     designation = services.propose_designation(
         actor=request.user,
         organisation=organisation,
         data=services.DesignationInput(**payload.model_dump()),
     )
-    return 201, _designation_out(designation)
+    return Status(201, _designation_out(designation))
 
 
 @router.post(
@@ -500,10 +493,10 @@ def organisation_netblocks(request: HttpRequest, slug: str, at: dt.date | None =
     response={201: AddedOut},
     summary="Add a netblock; overlaps with other organisations are allowed and listed",
 )
-def add_netblock(request: HttpRequest, slug: str, payload: NetblockIn) -> tuple[int, dict[str, Any]]:
+def add_netblock(request: HttpRequest, slug: str, payload: NetblockIn) -> Status[dict[str, Any]]:
     organisation = selectors.access_organisation(request.user, slug)
     added = services.add_netblock(actor=request.user, organisation=organisation, **payload.model_dump())
-    return 201, {"id": added.record.pk, "overlaps": added.overlaps}
+    return Status(201, {"id": added.record.pk, "overlaps": added.overlaps})
 
 
 @router.post("/netblocks/{netblock_id}/retire", response=NetblockOut)
@@ -529,10 +522,10 @@ def list_asns(request: HttpRequest, organisation: str | None = None, at: dt.date
 
 
 @router.post("/organisations/{slug}/asns", response={201: AddedOut})
-def add_asn(request: HttpRequest, slug: str, payload: AsnIn) -> tuple[int, dict[str, Any]]:
+def add_asn(request: HttpRequest, slug: str, payload: AsnIn) -> Status[dict[str, Any]]:
     organisation = selectors.access_organisation(request.user, slug)
     added = services.add_asn(actor=request.user, organisation=organisation, **payload.model_dump())
-    return 201, {"id": added.record.pk, "overlaps": added.overlaps}
+    return Status(201, {"id": added.record.pk, "overlaps": added.overlaps})
 
 
 @router.get("/domains", response=list[DomainOut])
@@ -542,10 +535,10 @@ def list_domains(request: HttpRequest, organisation: str | None = None, at: dt.d
 
 
 @router.post("/organisations/{slug}/domains", response={201: AddedOut})
-def add_domain(request: HttpRequest, slug: str, payload: DomainIn) -> tuple[int, dict[str, Any]]:
+def add_domain(request: HttpRequest, slug: str, payload: DomainIn) -> Status[dict[str, Any]]:
     organisation = selectors.access_organisation(request.user, slug)
     added = services.add_domain(actor=request.user, organisation=organisation, **payload.model_dump())
-    return 201, {"id": added.record.pk, "overlaps": added.overlaps}
+    return Status(201, {"id": added.record.pk, "overlaps": added.overlaps})
 
 
 @router.get("/organisations/{slug}/contacts", response=list[ContactOut])
@@ -555,9 +548,11 @@ def list_contacts(request: HttpRequest, slug: str) -> Any:
 
 
 @router.post("/organisations/{slug}/contacts", response={201: ContactOut})
-def add_contact(request: HttpRequest, slug: str, payload: ContactIn) -> tuple[int, Contact]:
+def add_contact(request: HttpRequest, slug: str, payload: ContactIn) -> Status[Contact]:
     organisation = selectors.access_organisation(request.user, slug)
-    return 201, services.add_contact(actor=request.user, organisation=organisation, **payload.model_dump())
+    return Status(
+        201, services.add_contact(actor=request.user, organisation=organisation, **payload.model_dump())
+    )
 
 
 # --- lookup -------------------------------------------------------------------------------------
@@ -579,12 +574,5 @@ def lookup(
     if len(given) != 1:
         raise invalid("query", "give exactly one of ip=, asn= or domain=")
     kind, query = next(iter(given.items()))
-    if kind == "ip":
-        from certnet.registry.resources import parse_address
-
-        parse_address(query, loc="ip")
     result = selectors.lookup(request.user, query, kind, at)
     return result.as_dict()
-
-
-__all__ = ["can", "router"]

@@ -12,7 +12,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -99,7 +99,7 @@ def registry_index(day: dt.date) -> RegistryIndex:
         cached = _cache.get(key)
         if cached is not None and cached[0] == revision:
             _cache.move_to_end(key)
-            return cached[1]  # type: ignore[no-any-return]
+            return cast(RegistryIndex, cached[1])
     index = build_index(day, revision)
     _remember(key, revision, index)
     return index
@@ -116,16 +116,15 @@ def reporting_edges(day: dt.date) -> dict[int, int]:
         cached = _cache.get(key)
         if cached is not None and cached[0] == revision:
             _cache.move_to_end(key)
-            return dict(cached[1])
+            return dict(cast(dict[int, int], cached[1]))
     edges = _edges_on(day)
     _remember(key, revision, edges)
     return dict(edges)
 
 
 def _edges_on(day: dt.date) -> dict[int, int]:
-    return dict(
-        ReportingLine.objects.filter(ReportingLine.in_force_on(day)).values_list("organisation_id", "parent_id")
-    )
+    lines = ReportingLine.objects.filter(ReportingLine.in_force_on(day))
+    return dict(lines.values_list("organisation_id", "parent_id"))
 
 
 def _remember(key: tuple[str, dt.date], revision: str, value: object) -> None:

@@ -104,9 +104,7 @@ _from_bytes = int.from_bytes
 # --------------------------------------------------------------------------- helpers
 
 
-def _as_values(
-    values: Sequence[int] | npt.NDArray[np.integer], count: int, what: str
-) -> Int64Array:
+def _as_values(values: Sequence[int] | npt.NDArray[np.integer], count: int, what: str) -> Int64Array:
     """Validate ``values`` (integers, one per key, never NO_MATCH) and return them as int64."""
     arr = np.asarray(values)
     if arr.ndim != 1 and arr.size != 0:
@@ -122,15 +120,11 @@ def _as_values(
     out = arr.astype(np.int64)
     bad = np.flatnonzero(out == NO_MATCH)
     if bad.size:
-        raise ValueError(
-            f"{what}: value {NO_MATCH} (NO_MATCH) is reserved, found at position {int(bad[0])}"
-        )
+        raise ValueError(f"{what}: value {NO_MATCH} (NO_MATCH) is reserved, found at position {int(bad[0])}")
     return out
 
 
-def _parse_texts(
-    texts: Sequence[object], pton: partial[bytes], width: int
-) -> tuple[bytes, BoolArray | None]:
+def _parse_texts(texts: Sequence[object], pton: partial[bytes], width: int) -> tuple[bytes, BoolArray | None]:
     """Pack ``texts`` with ``pton``; return the packed bytes and a validity mask.
 
     The mask is ``None`` when every entry parsed.  Invalid entries are packed as
@@ -301,13 +295,10 @@ def _parse_network(network: NetworkLike, position: int) -> tuple[int, int, int]:
             plen = int(plen_text)
             if plen > bits:
                 raise ValueError(
-                    f"invalid network {network!r} at position {position}: "
-                    f"prefix length {plen} exceeds {bits}"
+                    f"invalid network {network!r} at position {position}: prefix length {plen} exceeds {bits}"
                 )
             if start & ((1 << (bits - plen)) - 1):
-                raise ValueError(
-                    f"invalid network {network!r} at position {position}: host bits set"
-                )
+                raise ValueError(f"invalid network {network!r} at position {position}: host bits set")
             return family, start, plen
     # Unusual but valid forms (bare address, netmask notation) or garbage.
     try:
@@ -527,9 +518,7 @@ class PrefixIndex:
         tied = np.flatnonzero(self._v6_group_hi[group] == qh)
         if tied.size:
             g = group[tied]
-            first = self._v6_lookup_in_group(
-                self._v6_group_start[g], self._v6_group_end[g], ql[tied]
-            )
+            first = self._v6_lookup_in_group(self._v6_group_start[g], self._v6_group_end[g], ql[tied])
             # first start in the group whose lower half exceeds the query, minus one;
             # for first == group start that is the previous group's last interval.
             out[tied] = self._v6_values[first - 1]

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 
-from certnet.core.errors import invalid
+from certnet.core.errors import DomainError, invalid
 
 _IPV4_MAPPED_BASE = int(ipaddress.IPv6Address("::ffff:0:0"))
 ASN_MAX = 4_294_967_295  # 32-bit AS numbers (RFC 6793)
@@ -86,3 +87,16 @@ def normalise_domain(text: str, *, loc: str = "domain") -> tuple[str, str]:
         if label.startswith("-") or label.endswith("-") or not all(ch.isalnum() or ch == "-" for ch in label):
             raise invalid(loc, f"{text!r} is not a valid domain name (bad label {label!r})")
     return ascii_name, unicode_name
+
+
+def classify_query(query: str) -> str:
+    """'ip', 'asn' or 'domain' for a lookup query. An AS number is digits with an optional 'AS'
+    prefix, so a domain such as asus.example stays a domain."""
+    text = query.strip()
+    if re.fullmatch(r"(?i)(as)?\s*\d+", text):
+        return "asn"
+    try:
+        parse_address(text)
+    except DomainError:
+        return "domain"
+    return "ip"

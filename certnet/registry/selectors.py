@@ -11,18 +11,19 @@ from typing import TYPE_CHECKING, Any
 from django.db.models import Q, QuerySet
 
 from certnet.core import clock
-from certnet.core.errors import NotFound
+from certnet.core.errors import Forbidden, NotFound
 from certnet.core.visibility import can
 from certnet.registry.models import (
     AutonomousSystem,
     Designation,
+    DesignationEvent,
     DesignationKind,
     Domain,
     FunctionHolding,
     Netblock,
     Organisation,
-    ReportingLine,
 )
+from certnet.registry.resources import normalise_domain, parse_address, parse_asn
 
 if TYPE_CHECKING:
     from certnet.core.visibility import UserLike
@@ -61,9 +62,13 @@ def chain_ids(org_id: int, day: dt.date | None = None) -> list[int]:
     return chain
 
 
-def chain_of(organisation: Organisation, day: dt.date | None = None) -> list[Organisation]:
+def chain_of(
+    organisation: Organisation, day: dt.date | None = None, user: UserLike | None = None
+) -> list[Organisation]:
+    """The organisations above, nearest first; with `user`, only those that user may see."""
     ids = chain_ids(organisation.pk, day)
-    by_id = Organisation.objects.in_bulk(ids)
+    source = visible_organisations(user) if user is not None else Organisation.objects.all()
+    by_id = source.in_bulk(ids)
     return [by_id[i] for i in ids if i in by_id]
 
 
@@ -77,8 +82,6 @@ def access_organisation(user: UserLike | None, slug: str, action: str = "view") 
     if organisation is None:
         raise NotFound(f"no organisation {slug!r}")
     if action != "view" and not can(user, action, organisation):
-        from certnet.core.errors import Forbidden
-
         raise Forbidden(f"you may not {action} organisation {slug!r}")
     return organisation
 
@@ -107,14 +110,43 @@ def filter_organisations(
     return queryset
 
 
-def designation_statuses(org_ids: Iterable[int]) -> dict[int, dict[str, str]]:
-    """organisation id → {designation kind: current status}, for badges."""
+def designation_statuses(org_ids: Iterable[int], day: dt.date | None = None) -> dict[int, dict[str, str]]:
+    """organisation id → {designation kind: status}, for badges: today's, or as they stood on `day`."""
+    ids = list(org_ids)
     result: dict[int, dict[str, str]] = defaultdict(dict)
-    for org_id, kind, status in Designation.objects.filter(organisation_id__in=list(org_ids)).values_list(
-        "organisation_id", "kind", "status"
-    ):
+    if day is None or day >= clock.today():
+        rows = Designation.objects.filter(organisation_id__in=ids).values_list(
+            "organisation_id", "kind", "status"
+        )
+        for org_id, kind, status in rows:
+            result[org_id][kind] = status
+        return result
+    # Events in order: the last one on or before `day` is the status then.
+    events = (
+        DesignationEvent.objects.filter(designation__organisation_id__in=ids, effective_on__lte=day)
+        .order_by("effective_on", "id")
+        .values_list("designation__organisation_id", "designation__kind", "to_status")
+    )
+    for org_id, kind, status in events:
         result[org_id][kind] = status
     return result
+
+
+def constituents_of(
+    user: UserLike | None, organisation: Organisation, day: dt.date | None = None
+) -> QuerySet[Organisation]:
+    """The visible organisations reporting directly to `organisation` on `day`."""
+    children = [child for child, parent in reporting_edges(day).items() if parent == organisation.pk]
+    return visible_organisations(user).filter(pk__in=children)
+
+
+def function_holdings(day: dt.date | None = None) -> dict[int, list[FunctionHolding]]:
+    """organisation id → the functions it held on `day` (one query for the whole framework)."""
+    holdings: dict[int, list[FunctionHolding]] = defaultdict(list)
+    in_force = FunctionHolding.objects.filter(FunctionHolding.in_force_on(day or clock.today()))
+    for holding in in_force.select_related("function").order_by("function__name"):
+        holdings[holding.organisation_id].append(holding)
+    return holdings
 
 
 def designation_status_on(designation: Designation, day: dt.date) -> str | None:
@@ -148,7 +180,7 @@ class TreeNode:
 def organisation_tree(user: UserLike | None, day: dt.date | None = None) -> list[TreeNode]:
     """The visible organisations as a forest by reporting line on `day`; roots first by kind and name."""
     visible = {org.pk: org for org in visible_organisations(user)}
-    statuses = designation_statuses(visible)
+    statuses = designation_statuses(visible, day)
     nodes = {pk: TreeNode(org, statuses.get(pk, {})) for pk, org in visible.items()}
     edges = reporting_edges(day)
     roots: list[TreeNode] = []
@@ -221,6 +253,7 @@ def lookup(user: UserLike | None, query: str, kind: str, at: dt.date | None = No
     day = at or clock.today()
     index = registry_index(day)
     resource: Netblock | AutonomousSystem | Domain | None
+    _validate_query(query, kind)
     model: type[Netblock] | type[AutonomousSystem] | type[Domain]
     if kind == "ip":
         model, found = Netblock, index.find_ip(query)
@@ -234,7 +267,9 @@ def lookup(user: UserLike | None, query: str, kind: str, at: dt.date | None = No
     if resource is None:
         raise NotFound(f"no organisation you may see held {query!r} on {day.isoformat()}")
     chain = index.chain_ids(resource.organisation_id)
-    organisations = Organisation.objects.in_bulk([resource.organisation_id, *chain])
+    organisations = visible_organisations(user).in_bulk([resource.organisation_id, *chain])
+    if resource.organisation_id not in organisations:
+        raise NotFound(f"no organisation you may see held {query!r} on {day.isoformat()}")
     return LookupResult(
         query=query,
         kind=kind,
@@ -244,6 +279,16 @@ def lookup(user: UserLike | None, query: str, kind: str, at: dt.date | None = No
         resource_id=resource.pk,
         chain=[organisations[pk] for pk in chain if pk in organisations],
     )
+
+
+def _validate_query(query: str, kind: str) -> None:
+    """Malformed input is a 422 that says what is wrong, never a 'not found'."""
+    if kind == "ip":
+        parse_address(query, loc="ip")
+    elif kind == "asn":
+        parse_asn(query, loc="asn")
+    elif kind == "domain":
+        normalise_domain(query, loc="domain")
 
 
 def is_cii_operator(organisation: Organisation, day: dt.date | None = None) -> bool:

@@ -15,7 +15,15 @@ from django.db import models, transaction
 
 from certnet.core import audit, clock
 from certnet.core.audit import Actor, SystemActor
-from certnet.core.errors import Conflict, FieldError, Forbidden, IllegalTransition, InvalidInput, invalid
+from certnet.core.errors import (
+    Conflict,
+    FieldError,
+    Forbidden,
+    IllegalTransition,
+    InvalidInput,
+    NotFound,
+    invalid,
+)
 from certnet.core.tlp import TLP
 from certnet.core.visibility import can, may_lower_tlp
 from certnet.registry.models import (
@@ -45,8 +53,6 @@ def _require(actor: Actor, action: str, record: models.Model) -> None:
     if isinstance(actor, SystemActor):
         return
     if not can(actor, "view", record):  # type: ignore[arg-type]
-        from certnet.core.errors import NotFound
-
         raise NotFound(f"no {record._meta.verbose_name} {record}")
     if not can(actor, action, record):  # type: ignore[arg-type]
         raise Forbidden(f"you may not {action} {record._meta.verbose_name} {record}")
@@ -120,14 +126,22 @@ class OrganisationInput:
     via_function: str | None = None
 
 
+def _visible_to(actor: Actor) -> models.QuerySet[Organisation]:
+    if isinstance(actor, SystemActor):
+        return Organisation.objects.all()
+    return Organisation.objects.restrict(actor, "view")  # type: ignore[arg-type]
+
+
+def _invalid_all(what: str, errors: list[FieldError]) -> InvalidInput:
+    return InvalidInput(f"{what}: " + "; ".join(str(error) for error in errors), errors=errors)
+
+
 @transaction.atomic
 def create_organisation(*, actor: Actor, data: OrganisationInput) -> Organisation:
     errors: list[FieldError] = []
     slug = data.slug.strip().lower()
     if not slug or not all(ch.isalnum() or ch == "-" for ch in slug):
         errors.append(FieldError("slug", f"{data.slug!r} must be lower-case letters, digits and '-'"))
-    elif Organisation.objects.filter(slug=slug).exists():
-        raise Conflict(f"an organisation with slug {slug!r} already exists")
     if not data.name.strip():
         errors.append(FieldError("name", "must not be empty"))
     if data.kind not in OrganisationKind.values:
@@ -136,12 +150,16 @@ def create_organisation(*, actor: Actor, data: OrganisationInput) -> Organisatio
         )
     parent = None
     if data.reports_to:
-        parent = Organisation.objects.filter(slug=data.reports_to).first()
+        # A parent the actor may not see answers exactly like one that does not exist.
+        parent = _visible_to(actor).filter(slug=data.reports_to).first()
         if parent is None:
             errors.append(FieldError("reports_to", f"no organisation {data.reports_to!r}"))
     if errors:
-        raise InvalidInput("the organisation is not valid", errors=errors)
+        raise _invalid_all("the organisation is not valid", errors)
+    # The right to create comes before the slug check, so a refusal tells nothing about other slugs.
     _require_manager_above(actor, parent)
+    if Organisation.objects.filter(slug=slug).exists():
+        raise Conflict(f"an organisation with slug {slug!r} already exists")
     organisation = Organisation(
         slug=slug,
         tlp=_organisation_tlp(data.tlp, TLP.GREEN),
@@ -156,7 +174,8 @@ def create_organisation(*, actor: Actor, data: OrganisationInput) -> Organisatio
         data={"slug": slug, "kind": data.kind, "name": data.name},
     )
     if parent is not None:
-        set_reporting_line(
+        # The right was checked above against the parent; the new record has no line to check yet.
+        _move_reporting_line(
             actor=actor,
             organisation=organisation,
             parent=parent,
@@ -221,6 +240,25 @@ def set_reporting_line(
         _require(actor, "change", organisation)
         if parent is not None:
             _require(actor, "change", parent)
+    return _move_reporting_line(
+        actor=actor,
+        organisation=organisation,
+        parent=parent,
+        effective=effective,
+        reference=reference,
+        via_function=via_function,
+    )
+
+
+def _move_reporting_line(
+    *,
+    actor: Actor,
+    organisation: Organisation,
+    parent: Organisation | None,
+    effective: dt.date,
+    reference: str = "",
+    via_function: str | None = None,
+) -> ReportingLine | None:
     function = None
     if via_function:
         function = Function.objects.filter(slug=via_function).first()
@@ -529,6 +567,24 @@ class AddedResource:
     overlaps: list[str] = field(default_factory=list)
 
 
+def _owners_as_seen_by(actor: Actor, records: list[Any]) -> list[str]:
+    """'<resource> (<owner slug>)' for records the actor may see; others only say they exist, so
+    registering a resource does not reveal who holds a hidden one."""
+    if not records:
+        return []
+    model = type(records[0])
+    visible = set(
+        model.objects.all().values_list("pk", flat=True)
+        if isinstance(actor, SystemActor)
+        else model.objects.restrict(actor, "view")
+        .filter(pk__in=[r.pk for r in records])
+        .values_list("pk", flat=True)
+    )
+    return [
+        f"{r} ({r.organisation.slug})" if r.pk in visible else f"{r} (another organisation)" for r in records
+    ]
+
+
 def _in_force_between(valid_from: dt.date) -> models.Q:
     """Records still in force on or after `valid_from` (their period overlaps an open-ended new one)."""
     return models.Q(valid_to__isnull=True) | models.Q(valid_to__gt=valid_from)
@@ -550,7 +606,7 @@ def add_netblock(
     same_family = Netblock.objects.filter(_in_force_between(day), family=parsed.family)
     duplicate = same_family.filter(cidr=parsed.cidr).select_related("organisation").first()
     if duplicate is not None:
-        raise Conflict(f"{parsed.cidr} is already registered to {duplicate.organisation.slug}")
+        raise Conflict(f"{parsed.cidr} is already registered: {_owners_as_seen_by(actor, [duplicate])[0]}")
     overlapping = list(
         same_family.filter(start__lte=parsed.end, end__gte=parsed.start).select_related("organisation")
     )
@@ -568,14 +624,18 @@ def add_netblock(
         description=description,
         tlp=_tlp(tlp, TLP.AMBER),
     )
-    overlaps = [f"{block.cidr} ({block.organisation.slug})" for block in overlapping]
     audit.record(
         actor=actor,
         action="registry.netblock.add",
         target=netblock,
         organisation_id=organisation.pk,
-        data={"cidr": parsed.cidr, "valid_from": day, "overlaps": overlaps},
+        data={
+            "cidr": parsed.cidr,
+            "valid_from": day,
+            "overlaps": [f"{block.cidr} ({block.organisation.slug})" for block in overlapping],
+        },
     )
+    overlaps = _owners_as_seen_by(actor, overlapping)
     return AddedResource(netblock, overlaps)
 
 
@@ -598,7 +658,7 @@ def add_asn(
         .first()
     )
     if existing is not None:
-        raise Conflict(f"AS{number} is already registered to {existing.organisation.slug}")
+        raise Conflict(f"AS{number} is already registered: {_owners_as_seen_by(actor, [existing])[0]}")
     record = AutonomousSystem.objects.create(
         organisation=organisation, asn=number, name=name, valid_from=day, tlp=_tlp(tlp, TLP.GREEN)
     )
@@ -627,7 +687,7 @@ def add_domain(
     active = Domain.objects.filter(_in_force_between(day)).select_related("organisation")
     existing = active.filter(name=ascii_name).first()
     if existing is not None:
-        raise Conflict(f"{ascii_name} is already registered to {existing.organisation.slug}")
+        raise Conflict(f"{ascii_name} is already registered: {_owners_as_seen_by(actor, [existing])[0]}")
     suffixes = [".".join(ascii_name.split(".")[i:]) for i in range(1, ascii_name.count(".") + 1)]
     related = active.filter(models.Q(name__in=suffixes) | models.Q(name__endswith="." + ascii_name))
     record = Domain.objects.create(
@@ -637,15 +697,19 @@ def add_domain(
         valid_from=day,
         tlp=_tlp(tlp, TLP.GREEN),
     )
-    overlaps = [f"{d.name} ({d.organisation.slug})" for d in related]
+    related_domains = list(related)
     audit.record(
         actor=actor,
         action="registry.domain.add",
         target=record,
         organisation_id=organisation.pk,
-        data={"name": ascii_name, "valid_from": day, "overlaps": overlaps},
+        data={
+            "name": ascii_name,
+            "valid_from": day,
+            "overlaps": [f"{d.name} ({d.organisation.slug})" for d in related_domains],
+        },
     )
-    return AddedResource(record, overlaps)
+    return AddedResource(record, _owners_as_seen_by(actor, related_domains))
 
 
 @transaction.atomic

@@ -8,13 +8,13 @@ fragment it swaps in; any other request gets the whole page, so everything also 
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.cache import patch_vary_headers
@@ -35,7 +35,7 @@ from certnet.registry.models import (
     Organisation,
     OrganisationKind,
 )
-from certnet.registry.resources import parse_address
+from certnet.registry.resources import classify_query
 
 # Roots of the tree that are not part of the CERT network proper.
 GOVERNANCE_KINDS = frozenset(
@@ -92,22 +92,7 @@ def _visible_ids(request: HttpRequest, organisations: Iterable[Organisation | No
     ids = {o.pk for o in organisations if o is not None}
     if not ids:
         return set()
-    return set(
-        selectors.visible_organisations(request.user).filter(pk__in=ids).values_list("pk", flat=True)
-    )
-
-
-def classify(query: str) -> str:
-    """'ip', 'asn' or 'domain' for a lookup query (as `certnet lookup` does, but 'as…' domains stay
-    domains: an AS number is digits with an optional AS prefix)."""
-    text = query.strip()
-    if re.fullmatch(r"(?i)(as)?\s*\d+", text):
-        return "asn"
-    try:
-        parse_address(text)
-    except DomainError:
-        return "domain"
-    return "ip"
+    return set(selectors.visible_organisations(request.user).filter(pk__in=ids).values_list("pk", flat=True))
 
 
 # --- the framework tree ------------------------------------------------------------------------
@@ -126,18 +111,23 @@ class TreeRow:
         return sum(1 + child.size for child in self.children)
 
 
-def _tree_rows(nodes: list[selectors.TreeNode], day: dt.date, counts: dict[str, int]) -> list[TreeRow]:
+def _tree_rows(
+    nodes: list[selectors.TreeNode],
+    day: dt.date,
+    counts: dict[str, int],
+    holdings: dict[int, list[FunctionHolding]],
+) -> list[TreeRow]:
     rows = []
     for node in nodes:
         organisation = node.organisation
         counts[organisation.kind] = counts.get(organisation.kind, 0) + 1
-        functions = list(selectors.functions_held(organisation, day)) if organisation.is_cert else []
+        functions = holdings.get(organisation.pk, []) if organisation.is_cert else []
         rows.append(
             TreeRow(
                 organisation=organisation,
                 statuses=sorted(node.statuses.items()),
                 functions=functions,
-                children=_tree_rows(node.children, day, counts),
+                children=_tree_rows(node.children, day, counts, holdings),
             )
         )
     return rows
@@ -153,7 +143,9 @@ def _walk(rows: list[TreeRow]) -> Iterable[TreeRow]:
 def framework_tree(request: HttpRequest) -> HttpResponse:
     day, date_error = _as_of(request)
     counts: dict[str, int] = {}
-    rows = _tree_rows(selectors.organisation_tree(request.user, day), day, counts)
+    rows = _tree_rows(
+        selectors.organisation_tree(request.user, day), day, counts, selectors.function_holdings(day)
+    )
     network: list[TreeRow] = []
     governance: list[TreeRow] = []
     unattached: list[TreeRow] = []
@@ -249,7 +241,16 @@ def organisation_list(request: HttpRequest) -> HttpResponse:
         "sort": sort,
         "sort_column": column,
         "descending": descending,
-        "columns": [("name", "Name"), ("kind", "Kind"), ("sector", "Sector"), ("province", "Province")],
+        # (parameter, heading, the sort a click on the heading asks for: the reverse when sorted by it)
+        "columns": [
+            (key, label, f"-{key}" if key == column and not descending else key)
+            for key, label in (
+                ("name", "Name"),
+                ("kind", "Kind"),
+                ("sector", "Sector"),
+                ("province", "Province"),
+            )
+        ],
         "kinds": OrganisationKind.choices,
         "statuses": DesignationStatus.choices,
         "sectors": _distinct(visible, "sector"),
@@ -258,7 +259,7 @@ def organisation_list(request: HttpRequest) -> HttpResponse:
     return _render(request, "registry/organisation_list.html", "registry/_organisation_table.html", context)
 
 
-def _distinct(queryset: Any, column: str) -> list[str]:
+def _distinct(queryset: QuerySet[Organisation], column: str) -> list[str]:
     values = queryset.exclude(**{column: ""}).order_by(column).values_list(column, flat=True).distinct()
     return list(values)
 
@@ -275,14 +276,12 @@ def organisation_detail(request: HttpRequest, slug: str) -> HttpResponse:
     day, date_error = _as_of(request)
     user = request.user
     chain = selectors.chain_of(organisation, day)
-    edges = selectors.reporting_edges(day)
-    children = [child for child, parent in edges.items() if parent == organisation.pk]
     kind_order = {kind: i for i, kind in enumerate(OrganisationKind.values)}
     constituents = sorted(
-        selectors.visible_organisations(user).filter(pk__in=children),
+        selectors.constituents_of(user, organisation, day),
         key=lambda o: (kind_order.get(o.kind, 99), o.display_name.lower()),
     )
-    constituent_statuses = selectors.designation_statuses(o.pk for o in constituents)
+    constituent_statuses = selectors.designation_statuses((o.pk for o in constituents), day)
     designations = list(
         Designation.objects.restrict(user)
         .filter(organisation=organisation)
@@ -290,7 +289,11 @@ def organisation_detail(request: HttpRequest, slug: str) -> HttpResponse:
         .prefetch_related("events")
         .order_by("kind")
     )
-    seats = list(organisation.seats.select_related("holder")) if organisation.kind == "council" else []
+    seats = (
+        list(organisation.seats.select_related("holder"))
+        if organisation.kind == OrganisationKind.COUNCIL
+        else []
+    )
     related = [
         organisation.lead_body,
         *chain,
@@ -303,7 +306,9 @@ def organisation_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "today": clock.today(),
         "is_today": day == clock.today(),
         "date_error": date_error,
-        "statuses": sorted(selectors.designation_statuses([organisation.pk]).get(organisation.pk, {}).items()),
+        "statuses": sorted(
+            selectors.designation_statuses([organisation.pk], day).get(organisation.pk, {}).items()
+        ),
         "chain": chain,
         "constituents": [(o, sorted(constituent_statuses.get(o.pk, {}).items())) for o in constituents],
         "functions": list(selectors.functions_held(organisation, day)),
@@ -340,7 +345,7 @@ def lookup_page(request: HttpRequest) -> HttpResponse:
         "field_errors": [],
     }
     if query and not date_error:
-        kind = classify(query)
+        kind = classify_query(query)
         try:
             result = selectors.lookup(request.user, query, kind, day)
         except DomainError as exc:
@@ -348,9 +353,19 @@ def lookup_page(request: HttpRequest) -> HttpResponse:
             context["field_errors"] = [e for e in exc.errors if isinstance(e, FieldError)]
             context["kind"] = kind
         else:
-            model = {"ip": Netblock, "asn": AutonomousSystem, "domain": Domain}[kind]
             context["kind"] = kind
             context["result"] = result
-            context["resource"] = model.objects.restrict(request.user).filter(pk=result.resource_id).first()
+            context["resource"] = _matched_resource(request, kind, result.resource_id)
             context["visible_ids"] = _visible_ids(request, [result.organisation, *result.chain])
     return _render(request, "registry/lookup.html", "registry/_lookup_result.html", context)
+
+
+def _matched_resource(
+    request: HttpRequest, kind: str, pk: int
+) -> Netblock | AutonomousSystem | Domain | None:
+    """The record a lookup matched (for its description and validity), read through the same rules."""
+    if kind == "ip":
+        return Netblock.objects.restrict(request.user).filter(pk=pk).first()
+    if kind == "asn":
+        return AutonomousSystem.objects.restrict(request.user).filter(pk=pk).first()
+    return Domain.objects.restrict(request.user).filter(pk=pk).first()

@@ -35,9 +35,26 @@ def _mutated(change) -> str:
 @pytest.mark.django_db
 def test_the_seeds_are_in_the_registry(framework):
     slugs = set(framework)
-    assert {"ncert", "punjab-cert", "sindh-cert", "kp-cert", "balochistan-cert", "ajk-cert", "gb-cert",
-            "defence-cert", "telecom-cert", "community-cert", "nadra", "immpass", "fbr", "pta",
-            "cert-council", "moitt", "ntisb", "nccia"} <= slugs
+    assert {
+        "ncert",
+        "punjab-cert",
+        "sindh-cert",
+        "kp-cert",
+        "balochistan-cert",
+        "ajk-cert",
+        "gb-cert",
+        "defence-cert",
+        "telecom-cert",
+        "community-cert",
+        "nadra",
+        "immpass",
+        "fbr",
+        "pta",
+        "cert-council",
+        "moitt",
+        "ntisb",
+        "nccia",
+    } <= slugs
     assert Organisation.objects.filter(kind="provincial-cert").count() == 6
     assert Organisation.objects.filter(kind="sectoral-cert").count() == 3
     punjab = framework["punjab-cert"]
@@ -61,7 +78,9 @@ def test_designations_and_their_history(framework):
     assert statuses[framework["pta"].pk] == {"cii": "summary-submitted"}
     punjab = Designation.objects.get(organisation=framework["punjab-cert"])
     assert [(e.event, e.to_status) for e in punjab.events.all()] == [
-        ("propose", "proposed"), ("recommend", "recommended"), ("submit-summary", "summary-submitted"),
+        ("propose", "proposed"),
+        ("recommend", "recommended"),
+        ("submit-summary", "summary-submitted"),
     ]
     nadra = Designation.objects.get(organisation=framework["nadra"])
     assert (nadra.designating_authority.slug, nadra.review_due) == ("moi", dt.date(2026, 1, 1))
@@ -118,12 +137,22 @@ def test_history_as_of_a_date(framework):
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        (lambda d: d["organisations"][7].update(reports_to="nowhere"),
-         ("organisations[7].reports_to", "no organisation 'nowhere' in this file")),
-        (lambda d: d["organisations"][3].update(kind="spaceship"), ("organisations[3].kind", "Input should be")),
-        (lambda d: d["organisations"][1].update(slug="moitt"),
-         ("organisations[1].slug", "'moitt' is already used by organisations[0]")),
-        (lambda d: d["council"].update(seat_count=17), ("council.seats", "16 seats listed, seat_count says 17")),
+        (
+            lambda d: d["organisations"][7].update(reports_to="nowhere"),
+            ("organisations[7].reports_to", "no organisation 'nowhere' in this file"),
+        ),
+        (
+            lambda d: d["organisations"][3].update(kind="spaceship"),
+            ("organisations[3].kind", "Input should be"),
+        ),
+        (
+            lambda d: d["organisations"][1].update(slug="moitt"),
+            ("organisations[1].slug", "'moitt' is already used by organisations[0]"),
+        ),
+        (
+            lambda d: d["council"].update(seat_count=17),
+            ("council.seats", "16 seats listed, seat_count says 17"),
+        ),
         (lambda d: d["framework"].pop("version"), ("framework.version", "Field required")),
         (lambda d: d["organisations"][0].update(colour="red"), ("organisations[0].colour", "Extra inputs")),
     ],
@@ -147,7 +176,9 @@ def test_every_error_is_listed_at_once():
     with pytest.raises(InvalidInput) as excinfo:
         parse_framework(_mutated(break_three))
     assert [e.loc for e in excinfo.value.errors] == [
-        "organisations[7].reports_to", "organisations[8].via_function", "council.seats[1].holder",
+        "organisations[7].reports_to",
+        "organisations[8].via_function",
+        "council.seats[1].holder",
     ]
     assert excinfo.value.detail == "framework has 3 error(s)"
 

@@ -253,9 +253,9 @@ def test_ipv4_and_ipv6_are_separate() -> None:
         None,
     ]
     # ... and the integer value of an IPv4 network means nothing to the IPv6 side.
-    assert index.lookup_ipv6(np.array([0], np.uint64), np.array([v4("192.0.2.1")], np.uint64))[
-        0
-    ] == (NO_MATCH)
+    assert index.lookup_ipv6(np.array([0], np.uint64), np.array([v4("192.0.2.1")], np.uint64))[0] == (
+        NO_MATCH
+    )
     mapped = PrefixIndex.build(["::ffff:0:0/96", "0.0.0.0/0"], [96, 0])
     assert lookup_all(mapped, ["::ffff:192.0.2.1", "192.0.2.1", "2001:db8::1"]) == [96, 0, None]
     v6_default = PrefixIndex.build(["::/0"], [1])
@@ -509,9 +509,7 @@ def network_sets(bits: int) -> st.SearchStrategy[Networks]:
     return anchors.flatmap(nets_for).map(masked)
 
 
-def addresses_near(
-    bits: int, anchors: list[int], nets: list[tuple[int, int]]
-) -> st.SearchStrategy[int]:
+def addresses_near(bits: int, anchors: list[int], nets: list[tuple[int, int]]) -> st.SearchStrategy[int]:
     edges = [0, 2**bits - 1, *anchors]
     for start, plen in nets:
         end = start | ((1 << (bits - plen)) - 1)
@@ -564,9 +562,7 @@ def check_family(bits: int, data: st.DataObject) -> None:
         hi = np.array([a >> 64 for a in addresses], dtype=np.uint64)
         lo = np.array([a & (2**64 - 1) for a in addresses], dtype=np.uint64)
         assert index.lookup_ipv6(hi, lo).tolist() == expected
-        assert (
-            index.lookup_ipv6(hi[large], lo[large]).tolist() == np.array(expected)[large].tolist()
-        )
+        assert index.lookup_ipv6(hi[large], lo[large]).tolist() == np.array(expected)[large].tolist()
     # The flattened intervals are a sorted partition with merged neighbours.
     if version == V4:
         starts = index.ipv4_intervals()[0].tolist()
@@ -608,16 +604,12 @@ def test_mixed_families_match_naive_reference(data: st.DataObject) -> None:
             st.one_of(
                 st.builds(lambda a: (V4, a), st.integers(0, 2**32 - 1)),
                 st.builds(lambda a: (V6, a), st.integers(0, 2**128 - 1)),
-                st.sampled_from(
-                    [(V4, s) for s, _ in nets4] + [(V6, s) for s, _ in nets6] or [(4, 0)]
-                ),
+                st.sampled_from([(V4, s) for s, _ in nets4] + [(V6, s) for s, _ in nets6] or [(4, 0)]),
             ),
             max_size=30,
         )
     )
-    text = [
-        str(ipaddress.IPv4Address(a) if v == V4 else ipaddress.IPv6Address(a)) for v, a in addresses
-    ]
+    text = [str(ipaddress.IPv4Address(a) if v == V4 else ipaddress.IPv6Address(a)) for v, a in addresses]
     assert index.lookup(text).tolist() == [reference.lookup_int(a, v) for v, a in addresses]
     assert index.ipv4_count == len(nets4)
     assert index.ipv6_count == len(nets6)

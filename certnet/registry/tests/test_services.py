@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 
@@ -11,16 +12,22 @@ from certnet.core.errors import Conflict, Forbidden, IllegalTransition, InvalidI
 from certnet.core.models import AuditEntry
 from certnet.core.roles import Role
 from certnet.registry import selectors, services
-from certnet.registry.models import Designation, FunctionHolding, Netblock, ReportingLine
+from certnet.registry.models import Designation, FunctionHolding, Netblock, Organisation, ReportingLine
 
 ACTOR = SystemActor("test")
 
 
-def _constituent(slug: str, parent: str, **extra) -> object:
+def _constituent(slug: str, parent: str, **extra) -> Organisation:
     return services.create_organisation(
         actor=ACTOR,
-        data=services.OrganisationInput(slug=slug, name=slug.title(), kind="constituent", reports_to=parent,
-                                        reports_since=dt.date(2024, 1, 1), **extra),
+        data=services.OrganisationInput(
+            slug=slug,
+            name=slug.title(),
+            kind="constituent",
+            reports_to=parent,
+            reports_since=dt.date(2024, 1, 1),
+            **extra,
+        ),
     )
 
 
@@ -33,8 +40,8 @@ def _unchanged(model):
 def test_create_organisation_validates_everything_at_once(framework):
     with pytest.raises(InvalidInput) as excinfo:
         services.create_organisation(
-            actor=ACTOR, data=services.OrganisationInput(slug="Bad Slug", name=" ", kind="bank",
-                                                         reports_to="nowhere"),
+            actor=ACTOR,
+            data=services.OrganisationInput(slug="Bad Slug", name=" ", kind="bank", reports_to="nowhere"),
         )
     assert [e.loc for e in excinfo.value.errors] == ["slug", "name", "kind", "reports_to"]
 
@@ -44,31 +51,45 @@ def test_reporting_cycle_is_refused_and_nothing_changes(framework):
     alpha = _constituent("alpha", "punjab-cert")
     before = _unchanged(ReportingLine)
     with pytest.raises(InvalidInput, match="reporting cycle: punjab-cert → alpha → punjab-cert"):
-        services.set_reporting_line(actor=ACTOR, organisation=framework["punjab-cert"], parent=alpha,
-                                    effective=dt.date(2025, 6, 1))
+        services.set_reporting_line(
+            actor=ACTOR, organisation=framework["punjab-cert"], parent=alpha, effective=dt.date(2025, 6, 1)
+        )
     assert _unchanged(ReportingLine) == before
 
 
 @pytest.mark.django_db
 def test_moving_a_constituent_keeps_history(framework):
     alpha = _constituent("alpha", "punjab-cert")
-    services.set_reporting_line(actor=ACTOR, organisation=alpha, parent=framework["sindh-cert"],
-                                effective=dt.date(2025, 6, 1), reference="transfer order 7")
+    services.set_reporting_line(
+        actor=ACTOR,
+        organisation=alpha,
+        parent=framework["sindh-cert"],
+        effective=dt.date(2025, 6, 1),
+        reference="transfer order 7",
+    )
     assert selectors.chain_ids(alpha.pk, dt.date(2025, 5, 31))[0] == framework["punjab-cert"].pk
     assert selectors.chain_ids(alpha.pk, dt.date(2025, 6, 1))[0] == framework["sindh-cert"].pk
     with pytest.raises(InvalidInput, match="must take effect later"):
-        services.set_reporting_line(actor=ACTOR, organisation=alpha, parent=framework["punjab-cert"],
-                                    effective=dt.date(2025, 6, 1))
+        services.set_reporting_line(
+            actor=ACTOR, organisation=alpha, parent=framework["punjab-cert"], effective=dt.date(2025, 6, 1)
+        )
 
 
 @pytest.mark.django_db
 def test_moving_a_function_is_one_call(framework):
     gov_cert = services.create_organisation(
-        actor=ACTOR, data=services.OrganisationInput(slug="gov-cert", name="Government CERT",
-                                                     kind="sectoral-cert", reports_to="ncert"),
+        actor=ACTOR,
+        data=services.OrganisationInput(
+            slug="gov-cert", name="Government CERT", kind="sectoral-cert", reports_to="ncert"
+        ),
     )
-    services.assign_function(actor=ACTOR, function_slug="government-cert", organisation=gov_cert,
-                             effective=dt.date(2027, 1, 1), reference="cabinet decision")
+    services.assign_function(
+        actor=ACTOR,
+        function_slug="government-cert",
+        organisation=gov_cert,
+        effective=dt.date(2027, 1, 1),
+        reference="cabinet decision",
+    )
     assert selectors.holder_of_function("government-cert", dt.date(2026, 12, 31)) == framework["ncert"]
     assert selectors.holder_of_function("government-cert", dt.date(2027, 1, 1)) == gov_cert
     assert selectors.holder_of_function("cii-cert", dt.date(2027, 1, 1)) == framework["ncert"]
@@ -79,8 +100,12 @@ def test_moving_a_function_is_one_call(framework):
 def test_only_platform_admins_move_functions(framework, make_user):
     manager = make_user(framework["ncert"], Role.ADMIN)
     with pytest.raises(Forbidden):
-        services.assign_function(actor=manager, function_slug="cii-cert", organisation=framework["punjab-cert"],
-                                 effective=dt.date(2027, 1, 1))
+        services.assign_function(
+            actor=manager,
+            function_slug="cii-cert",
+            organisation=framework["punjab-cert"],
+            effective=dt.date(2027, 1, 1),
+        )
 
 
 @pytest.mark.django_db
@@ -89,11 +114,19 @@ def test_designation_lifecycle_in_order(framework, make_user):
     designation = Designation.objects.get(organisation=framework["sindh-cert"])
     steps = [("approved", {}), ("notified", {"gazette_reference": "S.R.O. 1/2026"}), ("operational", {})]
     for status, extra in steps:
-        services.transition_designation(actor=ncert_manager, designation=designation, to_status=status,
-                                        effective_on=dt.date(2026, 3, 1), **extra)
+        services.transition_designation(
+            actor=ncert_manager,
+            designation=designation,
+            to_status=status,
+            effective_on=dt.date(2026, 3, 1),
+            **extra,
+        )
     designation.refresh_from_db()
     assert (designation.status, designation.gazette_reference, designation.notified_on) == (
-        "operational", "S.R.O. 1/2026", dt.date(2026, 3, 1))
+        "operational",
+        "S.R.O. 1/2026",
+        dt.date(2026, 3, 1),
+    )
     assert designation.events.last().actor == ncert_manager
     assert AuditEntry.objects.filter(action="registry.designation.notify").count() == 1
 
@@ -102,7 +135,12 @@ def test_designation_lifecycle_in_order(framework, make_user):
 @pytest.mark.parametrize(
     ("to_status", "extra", "error", "message"),
     [
-        ("operational", {}, IllegalTransition, "cannot become operational; it can become: approved, dissolved"),
+        (
+            "operational",
+            {},
+            IllegalTransition,
+            "cannot become operational; it can become: approved, dissolved",
+        ),
         ("bogus", {}, InvalidInput, "'bogus' is not a designation status"),
     ],
 )
@@ -135,15 +173,24 @@ def test_the_body_itself_cannot_move_its_own_designation(framework, make_user):
 @pytest.mark.django_db
 def test_annual_cii_review(framework):
     designation = Designation.objects.get(organisation=framework["nadra"])
-    services.record_designation_review(actor=ACTOR, designation=designation, reviewed_on=dt.date(2026, 1, 10),
-                                       grade="tier 1", reference="review 2026")
+    services.record_designation_review(
+        actor=ACTOR,
+        designation=designation,
+        reviewed_on=dt.date(2026, 1, 10),
+        grade="tier 1",
+        reference="review 2026",
+    )
     designation.refresh_from_db()
     assert (designation.grade, designation.review_due, designation.status) == (
-        "tier 1", dt.date(2027, 1, 10), "notified")
+        "tier 1",
+        dt.date(2027, 1, 10),
+        "notified",
+    )
     cert_designation = Designation.objects.get(organisation=framework["ncert"])
     with pytest.raises(InvalidInput, match="only CII designations"):
-        services.record_designation_review(actor=ACTOR, designation=cert_designation,
-                                           reviewed_on=dt.date(2026, 1, 10))
+        services.record_designation_review(
+            actor=ACTOR, designation=cert_designation, reviewed_on=dt.date(2026, 1, 10)
+        )
 
 
 @pytest.mark.django_db
@@ -154,11 +201,13 @@ def test_netblocks_duplicates_and_overlaps(framework):
     added = services.add_netblock(actor=ACTOR, organisation=beta, cidr="10.20.30.0/24")
     assert added.overlaps == ["10.20.0.0/16 (alpha)"]
     before = _unchanged(Netblock)
-    with pytest.raises(Conflict, match="10.20.30.0/24 is already registered to beta"):
+    with pytest.raises(
+        Conflict, match=re.escape("10.20.30.0/24 is already registered: 10.20.30.0/24 (beta)")
+    ):
         services.add_netblock(actor=ACTOR, organisation=alpha, cidr="10.20.30.0/24")
-    with pytest.raises(Conflict, match="overlaps 10.20.0.0/16, already registered to alpha"):
+    with pytest.raises(Conflict, match=re.escape("overlaps 10.20.0.0/16, already registered to alpha")):
         services.add_netblock(actor=ACTOR, organisation=alpha, cidr="10.20.99.0/24")
-    with pytest.raises(InvalidInput, match="host bits set; did you mean 10.9.0.0/16"):
+    with pytest.raises(InvalidInput, match=re.escape("host bits set; did you mean 10.9.0.0/16")):
         services.add_netblock(actor=ACTOR, organisation=alpha, cidr="10.9.8.7/16")
     with pytest.raises(InvalidInput, match="is not an IPv4 or IPv6 network"):
         services.add_netblock(actor=ACTOR, organisation=alpha, cidr="10.300.0.0/16")
@@ -171,17 +220,28 @@ def test_most_specific_wins_and_history_answers(framework, make_user):
     beta = _constituent("beta", "sindh-cert")
     gamma = _constituent("gamma", "punjab-cert")
     admin = make_user(platform_admin=True)
-    services.add_netblock(actor=ACTOR, organisation=alpha, cidr="2001:db8::/32", valid_from=dt.date(2024, 1, 1))
-    old = services.add_netblock(actor=ACTOR, organisation=gamma, cidr="2001:db8:5::/48",
-                                valid_from=dt.date(2024, 1, 1)).record
+    services.add_netblock(
+        actor=ACTOR, organisation=alpha, cidr="2001:db8::/32", valid_from=dt.date(2024, 1, 1)
+    )
+    old = services.add_netblock(
+        actor=ACTOR, organisation=gamma, cidr="2001:db8:5::/48", valid_from=dt.date(2024, 1, 1)
+    ).record
     services.retire_resource(actor=ACTOR, record=old, valid_to=dt.date(2025, 6, 1))
-    services.add_netblock(actor=ACTOR, organisation=beta, cidr="2001:db8:5::/48", valid_from=dt.date(2025, 6, 1))
+    services.add_netblock(
+        actor=ACTOR, organisation=beta, cidr="2001:db8:5::/48", valid_from=dt.date(2025, 6, 1)
+    )
     before = selectors.lookup(admin, "2001:db8:5::1", "ip", dt.date(2025, 5, 31))
     after = selectors.lookup(admin, "2001:db8:5::1", "ip", dt.date(2025, 6, 1))
     assert (before.organisation.slug, before.matched, [o.slug for o in before.chain]) == (
-        "gamma", "2001:db8:5::/48", ["punjab-cert", "ncert"])
+        "gamma",
+        "2001:db8:5::/48",
+        ["punjab-cert", "ncert"],
+    )
     assert (after.organisation.slug, after.matched, [o.slug for o in after.chain]) == (
-        "beta", "2001:db8:5::/48", ["sindh-cert", "ncert"])
+        "beta",
+        "2001:db8:5::/48",
+        ["sindh-cert", "ncert"],
+    )
     assert selectors.lookup(admin, "2001:db8:6::1", "ip").organisation.slug == "alpha"
 
 
@@ -192,7 +252,7 @@ def test_lookup_respects_visibility(framework, make_user):
     outsider = make_user(framework["sindh-cert"], Role.ANALYST)
     punjab = make_user(framework["punjab-cert"], Role.VIEWER)
     assert selectors.lookup(punjab, "192.0.2.9", "ip").organisation == alpha
-    with pytest.raises(NotFound, match="no organisation you may see held '192.0.2.9'"):
+    with pytest.raises(NotFound, match=re.escape("no organisation you may see held '192.0.2.9'")):
         selectors.lookup(outsider, "192.0.2.9", "ip")
 
 
@@ -201,7 +261,7 @@ def test_asn_and_domain_rules(framework):
     alpha = _constituent("alpha", "punjab-cert")
     beta = _constituent("beta", "punjab-cert")
     services.add_asn(actor=ACTOR, organisation=alpha, asn="AS64512")
-    with pytest.raises(Conflict, match="AS64512 is already registered to alpha"):
+    with pytest.raises(Conflict, match=re.escape("AS64512 is already registered: AS64512 (alpha)")):
         services.add_asn(actor=ACTOR, organisation=beta, asn=64512)
     with pytest.raises(InvalidInput, match="outside 1-4294967295"):
         services.add_asn(actor=ACTOR, organisation=beta, asn=4294967296)
@@ -224,11 +284,21 @@ def test_contacts_are_validated(framework):
     with pytest.raises(InvalidInput, match="needs an e-mail address or a phone number"):
         services.add_contact(actor=ACTOR, organisation=nadra, kind="abuse")
     with pytest.raises(InvalidInput, match="PGP fingerprint"):
-        services.add_contact(actor=ACTOR, organisation=nadra, kind="abuse", email="a@b.pk", pgp_fingerprint="ABC")
-    contact = services.add_contact(actor=ACTOR, organisation=nadra, kind="abuse", email="SOC@Nadra.PK",
-                                   pgp_fingerprint="0123 4567 89AB CDEF 0123 4567 89AB CDEF 0123 4567")
+        services.add_contact(
+            actor=ACTOR, organisation=nadra, kind="abuse", email="a@b.pk", pgp_fingerprint="ABC"
+        )
+    contact = services.add_contact(
+        actor=ACTOR,
+        organisation=nadra,
+        kind="abuse",
+        email="SOC@Nadra.PK",
+        pgp_fingerprint="0123 4567 89AB CDEF 0123 4567 89AB CDEF 0123 4567",
+    )
     assert (contact.email, contact.pgp_fingerprint, contact.tlp) == (
-        "soc@nadra.pk", "0123456789ABCDEF0123456789ABCDEF01234567", "amber")
+        "soc@nadra.pk",
+        "0123456789ABCDEF0123456789ABCDEF01234567",
+        "amber",
+    )
 
 
 @pytest.mark.django_db

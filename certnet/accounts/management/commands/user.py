@@ -38,8 +38,12 @@ class Command(BaseCommand):
             if options["verb"] == "create":
                 password = os.environ.get("CERTNET_PASSWORD") or getpass.getpass("Password: ")
                 user = services.create_user(
-                    actor=actor, username=options["username"], password=password, email=options["email"],
-                    full_name=options["full_name"], is_platform_admin=options["platform_admin"],
+                    actor=actor,
+                    username=options["username"],
+                    password=password,
+                    email=options["email"],
+                    full_name=options["full_name"],
+                    is_platform_admin=options["platform_admin"],
                 )
             else:
                 found = get_user_by_username(options["username"])
@@ -52,7 +56,9 @@ class Command(BaseCommand):
                 org_id = organisation_id_for_slug(options["org"])
                 if org_id is None:
                     raise CommandError(f"no organisation {options['org']!r}")
-                services.set_membership(actor=actor, user=user, organisation_id=org_id, role=Role(options["role"]))
+                services.set_membership(
+                    actor=actor, user=user, organisation_id=org_id, role=Role(options["role"])
+                )
         except DomainError as exc:
             raise CommandError("\n".join([exc.detail, *(f"  {e}" for e in exc.errors)])) from None
         self.stdout.write(f"{options['verb']}: {user.username} done")

@@ -8,19 +8,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from certnet.accounts.models import User
 from certnet.core.clock import parse_date
 from certnet.core.errors import DomainError
-from certnet.registry.resources import parse_address
+from certnet.registry.resources import classify_query
 from certnet.registry.selectors import lookup
-
-
-def classify(query: str) -> str:
-    text = query.strip()
-    if text.upper().startswith("AS") or text.isdigit():
-        return "asn"
-    try:
-        parse_address(text)
-    except DomainError:
-        return "domain"
-    return "ip"
 
 
 class Command(BaseCommand):
@@ -39,7 +28,7 @@ class Command(BaseCommand):
         # The operator's CLI answers over the whole registry, as a platform administrator would.
         operator = User(username="cli", is_platform_admin=True, is_active=True, pk=0)
         try:
-            result = lookup(operator, options["query"], classify(options["query"]), day)
+            result = lookup(operator, options["query"], classify_query(options["query"]), day)
         except DomainError as exc:
             raise CommandError(exc.detail) from None
         if options["json"]:
