@@ -78,6 +78,21 @@ def _entry_hash(
     return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
 
 
+# Every column the hash covers; adding a column to AuditEntry means adding it here and to _entry_hash.
+HASHED_FIELDS = (
+    "seq",
+    "at",
+    "actor_id",
+    "actor_label",
+    "action",
+    "object_type",
+    "object_id",
+    "organisation_id",
+    "data",
+    "prev_hash",
+)
+
+
 def object_type_of(target: models.Model | type[models.Model]) -> str:
     meta = target._meta
     return f"{meta.app_label}.{meta.model_name}"
@@ -158,18 +173,7 @@ def verify() -> VerifyResult:
                 entry.seq,
                 f"entry #{entry.seq} does not link to the hash of entry #{entry.seq - 1}",
             )
-        recomputed = _entry_hash(
-            seq=entry.seq,
-            at=entry.at,
-            actor_id=entry.actor_id,
-            actor_label=entry.actor_label,
-            action=entry.action,
-            object_type=entry.object_type,
-            object_id=entry.object_id,
-            organisation_id=entry.organisation_id,
-            data=entry.data,
-            prev_hash=entry.prev_hash,
-        )
+        recomputed = _entry_hash(**{name: getattr(entry, name) for name in HASHED_FIELDS})
         if recomputed != entry.hash:
             return VerifyResult(
                 False,

@@ -16,6 +16,7 @@ from certnet.registry.models import (
     Contact,
     Designation,
     Domain,
+    FunctionHolding,
     Netblock,
     Organisation,
 )
@@ -242,14 +243,23 @@ def _ref(org: Organisation) -> dict[str, str]:
     return {"slug": org.slug, "name": org.name, "kind": org.kind}
 
 
-def _organisation_out(org: Organisation, statuses: dict[str, str] | None = None) -> dict[str, Any]:
-    chain = selectors.chain_of(org)
-    data = {f: getattr(org, f) for f in OrganisationOut.model_fields if f not in {"reports_to", "statuses"}}
-    data["reports_to"] = _ref(chain[0]) if chain else None
-    data["statuses"] = (
-        statuses if statuses is not None else selectors.designation_statuses([org.pk]).get(org.pk, {})
-    )
-    return data
+def _organisations_out(request: HttpRequest, organisations: list[Organisation]) -> list[dict[str, Any]]:
+    ids = [org.pk for org in organisations]
+    statuses = selectors.designation_statuses(ids)
+    parents = selectors.visible_parents(request.user, ids)
+    result = []
+    for org in organisations:
+        data = {
+            f: getattr(org, f) for f in OrganisationOut.model_fields if f not in {"reports_to", "statuses"}
+        }
+        data["reports_to"] = _ref(parents[org.pk]) if org.pk in parents else None
+        data["statuses"] = statuses.get(org.pk, {})
+        result.append(data)
+    return result
+
+
+def _organisation_out(request: HttpRequest, org: Organisation) -> dict[str, Any]:
+    return _organisations_out(request, [org])[0]
 
 
 def _designation_out(designation: Designation) -> dict[str, Any]:
@@ -295,22 +305,21 @@ def list_organisations(request: HttpRequest, filters: Query[OrganisationFilters]
     queryset = selectors.filter_organisations(
         selectors.visible_organisations(request.user), **filters.model_dump()
     )
-    return _OrganisationPage(queryset)
+    return _OrganisationPage(request, queryset)
 
 
 class _OrganisationPage:
-    """Shapes only the page that pagination slices out (one statuses query per page, not per row)."""
+    """Shapes only the page that pagination slices out (a fixed number of queries per page)."""
 
-    def __init__(self, queryset: QuerySet[Organisation]) -> None:
+    def __init__(self, request: HttpRequest, queryset: QuerySet[Organisation]) -> None:
+        self.request = request
         self.queryset = queryset
 
     def __len__(self) -> int:
         return self.queryset.count()
 
     def __getitem__(self, window: slice) -> list[dict[str, Any]]:
-        page = list(self.queryset[window])
-        statuses = selectors.designation_statuses(org.pk for org in page)
-        return [_organisation_out(org, statuses.get(org.pk, {})) for org in page]
+        return _organisations_out(self.request, list(self.queryset[window]))
 
     def count(self) -> int:
         return len(self)
@@ -322,12 +331,12 @@ def create_organisation(request: HttpRequest, payload: OrganisationCreate) -> St
         actor=request.user,
         data=services.OrganisationInput(**payload.model_dump()),
     )
-    return Status(201, _organisation_out(organisation))
+    return Status(201, _organisation_out(request, organisation))
 
 
 @router.get("/organisations/{slug}", response=OrganisationOut)
 def get_organisation(request: HttpRequest, slug: str) -> dict[str, Any]:
-    return _organisation_out(selectors.access_organisation(request.user, slug))
+    return _organisation_out(request, selectors.access_organisation(request.user, slug))
 
 
 @router.patch("/organisations/{slug}", response=OrganisationOut)
@@ -337,7 +346,7 @@ def update_organisation(request: HttpRequest, slug: str, payload: OrganisationPa
     organisation = services.update_organisation(
         actor=request.user, organisation=organisation, changes=changes
     )
-    return _organisation_out(organisation)
+    return _organisation_out(request, organisation)
 
 
 @router.get(
@@ -576,3 +585,58 @@ def lookup(
     kind, query = next(iter(given.items()))
     result = selectors.lookup(request.user, query, kind, at)
     return result.as_dict()
+
+
+# --- functions ----------------------------------------------------------------------------------
+
+
+class FunctionHoldingOut(Schema):
+    function: str
+    function_name: str
+    organisation: OrganisationRef
+    valid_from: dt.date
+    valid_to: dt.date | None
+    reference: str
+
+
+class FunctionAssignIn(Schema):
+    organisation: str
+    effective: dt.date
+    reference: str = ""
+
+
+def _holding_out(holding: FunctionHolding) -> dict[str, Any]:
+    return {
+        "function": holding.function.slug,
+        "function_name": holding.function.name,
+        "organisation": _ref(holding.organisation),
+        "valid_from": holding.valid_from,
+        "valid_to": holding.valid_to,
+        "reference": holding.reference,
+    }
+
+
+@router.get(
+    "/functions",
+    response=list[FunctionHoldingOut],
+    summary="Which body held each framework function on a date",
+)
+def list_functions(request: HttpRequest, at: dt.date | None = None) -> list[dict[str, Any]]:
+    return [_holding_out(holding) for holding in selectors.visible_function_holdings(request.user, at)]
+
+
+@router.post(
+    "/functions/{function_slug}/assign",
+    response=FunctionHoldingOut,
+    summary="Move a function to another body from a date (platform administrators)",
+)
+def assign_function(request: HttpRequest, function_slug: str, payload: FunctionAssignIn) -> dict[str, Any]:
+    organisation = selectors.access_organisation(request.user, payload.organisation)
+    holding = services.assign_function(
+        actor=request.user,
+        function_slug=function_slug,
+        organisation=organisation,
+        effective=payload.effective,
+        reference=payload.reference,
+    )
+    return _holding_out(holding)

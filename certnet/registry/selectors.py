@@ -72,6 +72,27 @@ def chain_of(
     return [by_id[i] for i in ids if i in by_id]
 
 
+def visible_parents(
+    user: UserLike | None, org_ids: Iterable[int], day: dt.date | None = None
+) -> dict[int, Organisation]:
+    """organisation id → the organisation it reports to on `day`, where the user may see that parent
+    (one query for a whole page of organisations)."""
+    edges = reporting_edges(day)
+    wanted = {org_id: edges[org_id] for org_id in org_ids if org_id in edges}
+    parents = visible_organisations(user).in_bulk(set(wanted.values()))
+    return {org_id: parents[parent] for org_id, parent in wanted.items() if parent in parents}
+
+
+def visible_function_holdings(user: UserLike | None, day: dt.date | None = None) -> list[FunctionHolding]:
+    visible = set(visible_organisations(user).values_list("pk", flat=True))
+    return [
+        holding
+        for org_id, holdings in function_holdings(day).items()
+        if org_id in visible
+        for holding in holdings
+    ]
+
+
 def visible_organisations(user: UserLike | None) -> QuerySet[Organisation]:
     return Organisation.objects.restrict(user, "view")
 
@@ -144,7 +165,7 @@ def function_holdings(day: dt.date | None = None) -> dict[int, list[FunctionHold
     """organisation id → the functions it held on `day` (one query for the whole framework)."""
     holdings: dict[int, list[FunctionHolding]] = defaultdict(list)
     in_force = FunctionHolding.objects.filter(FunctionHolding.in_force_on(day or clock.today()))
-    for holding in in_force.select_related("function").order_by("function__name"):
+    for holding in in_force.select_related("function", "organisation").order_by("function__name"):
         holdings[holding.organisation_id].append(holding)
     return holdings
 
