@@ -23,7 +23,9 @@ class InIds(Lookup):  # type: ignore[type-arg]
     prepare_rhs = False
 
     def get_prep_lookup(self) -> Any:
-        return sorted({int(value) for value in self.rhs})
+        if not isinstance(self.rhs, frozenset | set | list | tuple):
+            raise TypeError("__in_ids takes a collection of integer ids")
+        return sorted(self.rhs)
 
     def as_sql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> tuple[str, list[Any]]:
         lhs, lhs_params = self.process_lhs(compiler, connection)

@@ -222,8 +222,9 @@ def _ids_path(path: str) -> str:
     return "pk__in_ids" if path == "pk" else f"{path}__id__in_ids"
 
 
-def _owner_in(spec: VisibilitySpec, org_ids: Iterable[int]) -> Q:
-    return Q(**{_ids_path(spec.owner): sorted(org_ids)})
+def _owner_in(spec: VisibilitySpec, org_ids: frozenset[int]) -> Q:
+    # A frozenset, not a list: Django resolves every element of a list value one by one.
+    return Q(**{_ids_path(spec.owner): org_ids})
 
 
 def _personally_named_q(model: type[models.Model], spec: VisibilitySpec, user_id: int) -> Q:
@@ -240,7 +241,7 @@ def _personally_named_q(model: type[models.Model], spec: VisibilitySpec, user_id
 def _shared_q(model: type[models.Model], spec: VisibilitySpec, org_ids: frozenset[int]) -> Q:
     if not spec.shared_with or not org_ids:
         return Q(pk__in=[])
-    shared = model._default_manager.filter(**{_ids_path(spec.shared_with): sorted(org_ids)})
+    shared = model._default_manager.filter(**{_ids_path(spec.shared_with): org_ids})
     return Q(pk__in=shared.values("pk"))
 
 
