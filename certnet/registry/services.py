@@ -67,12 +67,12 @@ def _require_manager_above(actor: Actor, organisation: Organisation | None) -> N
     _require(actor, "change", organisation)
 
 
-def _organisation_tlp(value: str | TLP | None, default: TLP) -> TLP:
-    # RED admits only an author and named people; an organisation's own record has neither, so RED
-    # would hide it from its own members. AMBER+STRICT is the strictest that makes sense here.
+def _registry_tlp(value: str | TLP | None, default: TLP) -> TLP:
+    # RED admits only an author and named people; registry records have neither, so RED would hide
+    # them from their own organisation. AMBER+STRICT is the strictest label that makes sense here.
     tlp = _tlp(value, default)
     if tlp == TLP.RED:
-        raise invalid("tlp", "an organisation's record cannot be TLP:RED; use amber+strict")
+        raise invalid("tlp", "registry records cannot be TLP:RED; use amber+strict")
     return tlp
 
 
@@ -162,7 +162,7 @@ def create_organisation(*, actor: Actor, data: OrganisationInput) -> Organisatio
         raise Conflict(f"an organisation with slug {slug!r} already exists")
     organisation = Organisation(
         slug=slug,
-        tlp=_organisation_tlp(data.tlp, TLP.GREEN),
+        tlp=_registry_tlp(data.tlp, TLP.GREEN),
         **{name: getattr(data, name).strip() for name in ORGANISATION_FIELDS},
     )
     organisation.save()
@@ -201,7 +201,7 @@ def update_organisation(
     if "name" in changes and not str(changes["name"]).strip():
         raise invalid("name", "must not be empty")
     if "tlp" in changes:
-        new_tlp = _organisation_tlp(changes["tlp"], TLP(organisation.tlp))
+        new_tlp = _registry_tlp(changes["tlp"], TLP(organisation.tlp))
         if TLP(organisation.tlp).is_stricter_than(new_tlp) and not (
             isinstance(actor, SystemActor) or may_lower_tlp(actor, organisation)  # type: ignore[arg-type]
         ):
@@ -423,7 +423,7 @@ def propose_designation(*, actor: Actor, organisation: Organisation, data: Desig
         legal_basis=data.legal_basis,
         grade=data.grade,
         review_due=data.review_due,
-        tlp=_tlp(data.tlp, TLP.GREEN),
+        tlp=_registry_tlp(data.tlp, TLP.GREEN),
     )
     if not isinstance(actor, SystemActor):
         _require(actor, "transition", designation)
@@ -622,7 +622,7 @@ def add_netblock(
         end=parsed.end,
         valid_from=day,
         description=description,
-        tlp=_tlp(tlp, TLP.AMBER),
+        tlp=_registry_tlp(tlp, TLP.AMBER),
     )
     audit.record(
         actor=actor,
@@ -660,7 +660,7 @@ def add_asn(
     if existing is not None:
         raise Conflict(f"AS{number} is already registered: {_owners_as_seen_by(actor, [existing])[0]}")
     record = AutonomousSystem.objects.create(
-        organisation=organisation, asn=number, name=name, valid_from=day, tlp=_tlp(tlp, TLP.GREEN)
+        organisation=organisation, asn=number, name=name, valid_from=day, tlp=_registry_tlp(tlp, TLP.GREEN)
     )
     audit.record(
         actor=actor,
@@ -695,7 +695,7 @@ def add_domain(
         name=ascii_name,
         unicode_name=unicode_name if unicode_name != ascii_name else "",
         valid_from=day,
-        tlp=_tlp(tlp, TLP.GREEN),
+        tlp=_registry_tlp(tlp, TLP.GREEN),
     )
     related_domains = list(related)
     audit.record(
@@ -768,7 +768,7 @@ def add_contact(
         pgp_fingerprint=fingerprint,
         pgp_key=pgp_key,
         available_24_7=available_24_7,
-        tlp=_tlp(tlp, TLP.AMBER),
+        tlp=_registry_tlp(tlp, TLP.AMBER),
     )
     audit.record(
         actor=actor,
@@ -802,7 +802,7 @@ def add_cii_system(
         name=name.strip(),
         description=description,
         designation=designation,
-        tlp=_tlp(tlp, TLP.AMBER),
+        tlp=_registry_tlp(tlp, TLP.AMBER),
     )
     audit.record(
         actor=actor,

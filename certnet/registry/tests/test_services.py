@@ -306,7 +306,7 @@ def test_only_the_owner_lowers_tlp(framework, make_user):
     alpha = _constituent("alpha", "punjab-cert", tlp="amber")
     punjab_manager = make_user(framework["punjab-cert"], Role.MANAGER)
     alpha_manager = make_user(alpha, Role.MANAGER)
-    with pytest.raises(InvalidInput, match="cannot be TLP:RED"):
+    with pytest.raises(InvalidInput, match="registry records cannot be TLP:RED"):
         services.update_organisation(actor=punjab_manager, organisation=alpha, changes={"tlp": "red"})
     services.update_organisation(actor=punjab_manager, organisation=alpha, changes={"tlp": "amber+strict"})
     alpha.refresh_from_db()
@@ -316,3 +316,15 @@ def test_only_the_owner_lowers_tlp(framework, make_user):
     assert alpha.tlp == "amber"
     with pytest.raises(Forbidden, match="only the owner organisation may lower"):
         services.update_organisation(actor=punjab_manager, organisation=alpha, changes={"tlp": "green"})
+
+
+@pytest.mark.django_db
+def test_registry_resources_cannot_be_red(framework):
+    before = _unchanged(Netblock)
+    with pytest.raises(InvalidInput, match="registry records cannot be TLP:RED; use amber\\+strict"):
+        services.add_netblock(actor=ACTOR, organisation=framework["nadra"], cidr="192.0.2.0/24", tlp="red")
+    assert _unchanged(Netblock) == before
+    contact = services.add_contact(
+        actor=ACTOR, organisation=framework["nadra"], kind="abuse", email="a@b.pk", tlp="amber+strict"
+    )
+    assert contact.tlp == "amber+strict"
