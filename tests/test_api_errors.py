@@ -143,8 +143,17 @@ def test_every_error_status_is_problem_json(people: People, settings: Any) -> No
     )
 
 
-@pytest.mark.parametrize("body", ["{not json", '{"kind": "abuse",}', "{'kind': 'abuse'}", "\x00\x01"])
-def test_malformed_json_is_400(people: People, body: str) -> None:
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        ("{not json", "Cannot parse request body"),
+        ('{"kind": "abuse",}', "Cannot parse request body"),
+        ("{'kind': 'abuse'}", "Cannot parse request body"),
+        ("\x00\x01", "the request body contains a NUL character"),
+        ('{"kind": "abuse", "name": "a\\u0000b"}', "the request body contains a NUL character"),
+    ],
+)
+def test_malformed_json_is_400(people: People, body: str, detail: str) -> None:
     problem = refused(
         lambda: people.as_manager.client.post(
             "/api/v1/organisations/delta/contacts",
@@ -154,7 +163,7 @@ def test_malformed_json_is_400(people: People, body: str) -> None:
         ),
         400,
     )
-    assert problem["detail"] == "Cannot parse request body"
+    assert problem["detail"] == detail
 
 
 # --- 422: what is wrong, and where ---------------------------------------------------------------
@@ -528,3 +537,24 @@ def test_openapi_document_and_docs_page(db: Any) -> None:
     docs = client.get("/api/v1/docs")
     assert docs.status_code == 200
     assert docs["Content-Type"].startswith("text/html")
+
+
+@pytest.mark.parametrize(
+    ("params", "loc", "fragment"),
+    [
+        ({"asn": "²"}, "asn", "is not an AS number"),
+        ({"asn": "9" * 5000}, "asn", "is not an AS number"),
+        ({"ip": "fe80::1%eth0"}, "ip", "has a zone index"),
+    ],
+)
+def test_odd_lookup_input_is_422_not_500(
+    people: People, params: dict[str, str], loc: str, fragment: str
+) -> None:
+    problem = refused(lambda: people.as_manager.get("/lookup", **params), 422)
+    assert problem["errors"][0]["loc"] == loc
+    assert fragment in problem["errors"][0]["msg"]
+
+
+def test_nul_in_a_query_string_is_400(people: People) -> None:
+    problem = refused(lambda: people.as_manager.get("/organisations", q="a\x00b"), 400)
+    assert problem["detail"] == "the query string contains a NUL character (%00)"

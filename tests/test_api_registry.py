@@ -462,7 +462,9 @@ def test_netblock_list_shows_each_person_only_what_they_may_see(world: World) ->
 
 
 def test_asn_and_domain_lists(world: World) -> None:
-    asns = world(GAMMA).get("/asns").json()
+    # alpha's ASN is GREEN, but alpha itself is AMBER: a list never names an owner the caller cannot see.
+    assert world(GAMMA).get("/asns").json() == {"items": [], "count": 0}
+    asns = world(PUNJAB_HANDLER).get("/asns").json()
     assert [(a["asn"], a["organisation"]) for a in asns["items"]] == [(64500, "alpha")]
     domains = world(NCERT_MANAGER).get("/domains", at="2023-06-01").json()
     assert domains == {"items": [], "count": 0}
@@ -843,7 +845,8 @@ def test_propose_designation_by_person(world: World) -> None:
         assert [(e["event"], e["to_status"], e["actor"]) for e in body["events"]] == [
             ("propose", "proposed", person)
         ]
-    assert world(GAMMA).post("/organisations/gamma/designations", {"kind": "cii"}).status_code == 409
+    # A body never proposes its own designation; that refusal comes before any existence check.
+    assert world(GAMMA).post("/organisations/gamma/designations", {"kind": "cii"}).status_code == 403
 
 
 def test_transition_designation_by_person(world: World) -> None:

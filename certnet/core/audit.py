@@ -41,12 +41,26 @@ class SystemActor:
 
 
 def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str, allow_nan=False
+    )
+
+
+def _without_floats(value: Any) -> Any:
+    # Floats do not survive every JSON store identically (PostgreSQL's jsonb rewrites 1e16 as an
+    # integer), so they are recorded as text and the hash stays verifiable on every database.
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, dict):
+        return {key: _without_floats(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_without_floats(item) for item in value]
+    return value
 
 
 def _normalised(data: Mapping[str, Any]) -> dict[str, Any]:
     # Round-trip through JSON so what is hashed is exactly what the database gives back later.
-    result: dict[str, Any] = json.loads(canonical_json(dict(data)))
+    result: dict[str, Any] = json.loads(canonical_json(_without_floats(dict(data))))
     return result
 
 
@@ -91,6 +105,15 @@ HASHED_FIELDS = (
     "data",
     "prev_hash",
 )
+
+
+def lock_chain() -> None:
+    """Take the chain's lock now, at the start of a service whose checks must not race another writer
+    (e.g. "is this netblock already registered?"). Every audited write takes it anyway; taking it
+    first makes check-then-write atomic on PostgreSQL too."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("audit.lock_chain() must be called inside the service's transaction")
+    AuditHead.objects.select_for_update().get_or_create(id=1, defaults={"seq": 0, "hash": GENESIS_HASH})
 
 
 def object_type_of(target: models.Model | type[models.Model]) -> str:

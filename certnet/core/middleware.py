@@ -1,4 +1,7 @@
-"""Refuse oversized request bodies with 413 before any view reads them."""
+"""Refuse oversized request bodies (413) and NUL characters (400) before any view reads them.
+
+NUL has no place in any field certnet stores, and PostgreSQL rejects it in text, so it is refused
+at the door with a message rather than failing deep in a query."""
 
 from __future__ import annotations
 
@@ -25,7 +28,17 @@ class RequestSizeLimitMiddleware:
                 "Request too large",
                 f"the request body is {length} bytes; the limit is {limit} bytes",
             )
+        query = request.META.get("QUERY_STRING", "")
+        if "%00" in query or "\x00" in query:
+            return _problem(400, "Bad request", "the query string contains a NUL character (%00)")
+        if length and request.content_type in _TEXT_BODIES:
+            body = request.body
+            if b"\x00" in body or b"\\u0000" in body:
+                return _problem(400, "Bad request", "the request body contains a NUL character")
         return self.get_response(request)
+
+
+_TEXT_BODIES = {"application/json", "application/x-www-form-urlencoded", "text/plain"}
 
 
 def _problem(status: int, title: str, detail: str) -> JsonResponse:

@@ -1,6 +1,7 @@
 """Registry endpoints. Thin: parse, call one selector or service, shape the answer."""
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 from django.db.models import QuerySet
@@ -20,7 +21,6 @@ from certnet.registry.models import (
     Netblock,
     Organisation,
 )
-from certnet.registry.resources import parse_network
 
 router = Router(tags=["registry"])
 
@@ -245,7 +245,7 @@ def _ref(org: Organisation) -> dict[str, str]:
 
 def _organisations_out(request: HttpRequest, organisations: list[Organisation]) -> list[dict[str, Any]]:
     ids = [org.pk for org in organisations]
-    statuses = selectors.designation_statuses(ids)
+    statuses = selectors.designation_statuses(request.user, ids)
     parents = selectors.visible_parents(request.user, ids)
     result = []
     for org in organisations:
@@ -262,8 +262,13 @@ def _organisation_out(request: HttpRequest, org: Organisation) -> dict[str, Any]
     return _organisations_out(request, [org])[0]
 
 
-def _designation_out(designation: Designation) -> dict[str, Any]:
+def _designation_out(request: HttpRequest, designation: Designation) -> dict[str, Any]:
     authority = designation.designating_authority
+    if (
+        authority is not None
+        and not selectors.visible_organisations(request.user).filter(pk=authority.pk).exists()
+    ):
+        authority = None
     return {
         **{
             f: getattr(designation, f)
@@ -303,26 +308,26 @@ def _access_designation(request: HttpRequest, slug: str, kind: str) -> Designati
 @paginate(LimitOffsetPagination)
 def list_organisations(request: HttpRequest, filters: Query[OrganisationFilters]) -> Any:
     queryset = selectors.filter_organisations(
-        selectors.visible_organisations(request.user), **filters.model_dump()
+        request.user, selectors.visible_organisations(request.user), **filters.model_dump()
     )
-    return _OrganisationPage(request, queryset)
+    return _ShapedPage(queryset, lambda page: _organisations_out(request, page))
 
 
-class _OrganisationPage:
-    """Shapes only the page that pagination slices out (a fixed number of queries per page)."""
+class _ShapedPage:
+    """What pagination slices: the database returns one page, which is then shaped in one batch."""
 
-    def __init__(self, request: HttpRequest, queryset: QuerySet[Organisation]) -> None:
-        self.request = request
+    def __init__(self, queryset: QuerySet[Any], shape: Callable[[list[Any]], list[dict[str, Any]]]) -> None:
         self.queryset = queryset
+        self.shape = shape
 
     def __len__(self) -> int:
         return self.queryset.count()
 
-    def __getitem__(self, window: slice) -> list[dict[str, Any]]:
-        return _organisations_out(self.request, list(self.queryset[window]))
-
     def count(self) -> int:
         return len(self)
+
+    def __getitem__(self, window: slice) -> list[dict[str, Any]]:
+        return self.shape(list(self.queryset[window]))
 
 
 @router.post("/organisations", response={201: OrganisationOut}, summary="Register an organisation")
@@ -357,17 +362,11 @@ def update_organisation(request: HttpRequest, slug: str, payload: OrganisationPa
 def hierarchy(request: HttpRequest, slug: str, at: dt.date | None = None) -> dict[str, Any]:
     organisation = selectors.access_organisation(request.user, slug)
     day = at or clock.today()
-    visible = selectors.visible_organisations(request.user)
-    below = [
-        o
-        for o in visible.filter(reporting_lines__parent=organisation).distinct()
-        if organisation.pk in selectors.chain_ids(o.pk, day)[:1]
-    ]
     return {
         "organisation": _ref(organisation),
         "at": day,
-        "chain": [_ref(o) for o in selectors.chain_of(organisation, day)],
-        "constituents": [_ref(o) for o in below],
+        "chain": [_ref(o) for o in selectors.chain_of(organisation, day, request.user)],
+        "constituents": [_ref(o) for o in selectors.constituents_of(request.user, organisation, day)],
     }
 
 
@@ -397,7 +396,7 @@ def set_reporting_line(request: HttpRequest, slug: str, payload: ReportingLineIn
 def list_designations(request: HttpRequest, slug: str) -> list[dict[str, Any]]:
     organisation = selectors.access_organisation(request.user, slug)
     return [
-        _designation_out(d)
+        _designation_out(request, d)
         for d in Designation.objects.restrict(request.user).filter(organisation=organisation)
     ]
 
@@ -412,7 +411,7 @@ def propose_designation(
         organisation=organisation,
         data=services.DesignationInput(**payload.model_dump()),
     )
-    return Status(201, _designation_out(designation))
+    return Status(201, _designation_out(request, designation))
 
 
 @router.post(
@@ -429,7 +428,7 @@ def transition_designation(
         designation=designation,
         **payload.model_dump(),
     )
-    return _designation_out(designation)
+    return _designation_out(request, designation)
 
 
 @router.post(
@@ -444,19 +443,15 @@ def review_designation(request: HttpRequest, slug: str, kind: str, payload: Revi
         designation=designation,
         **payload.model_dump(),
     )
-    return _designation_out(designation)
+    return _designation_out(request, designation)
 
 
 # --- resources ----------------------------------------------------------------------------------
 
 
-def _resources(request: HttpRequest, model: Any, slug: str | None, at: dt.date | None) -> Any:
-    queryset = model.objects.restrict(request.user).select_related("organisation")
-    if slug:
-        queryset = queryset.filter(organisation=selectors.access_organisation(request.user, slug))
-    if at:
-        queryset = queryset.filter(model.in_force_on(at))
-    return queryset
+def _resources(request: HttpRequest, model: Any, slug: str | None, at: dt.date | None) -> QuerySet[Any]:
+    owner = selectors.access_organisation(request.user, slug) if slug else None
+    return selectors.visible_resources(request.user, model, organisation=owner, at=at)
 
 
 class NetblockFilters(Schema):
@@ -475,14 +470,8 @@ def list_netblocks(request: HttpRequest, filters: Query[NetblockFilters]) -> Any
             raise invalid("family", "must be 4 or 6")
         queryset = queryset.filter(family=filters.family)
     if filters.contains:
-        target = parse_network(
-            filters.contains
-            if "/" in filters.contains
-            else filters.contains + ("/128" if ":" in filters.contains else "/32"),
-            loc="contains",
-        )
-        queryset = queryset.filter(start__lte=target.start, end__gte=target.end)
-    return [_netblock_out(n) for n in queryset]
+        queryset = selectors.netblocks_containing(queryset, filters.contains)
+    return _ShapedPage(queryset, lambda page: [_netblock_out(n) for n in page])
 
 
 def _netblock_out(n: Netblock) -> dict[str, Any]:
@@ -527,7 +516,10 @@ def _simple_out(record: AutonomousSystem | Domain, schema: type[Schema]) -> dict
 @router.get("/asns", response=list[AsnOut])
 @paginate(LimitOffsetPagination)
 def list_asns(request: HttpRequest, organisation: str | None = None, at: dt.date | None = None) -> Any:
-    return [_simple_out(a, AsnOut) for a in _resources(request, AutonomousSystem, organisation, at)]
+    return _ShapedPage(
+        _resources(request, AutonomousSystem, organisation, at),
+        lambda page: [_simple_out(r, AsnOut) for r in page],
+    )
 
 
 @router.post("/organisations/{slug}/asns", response={201: AddedOut})
@@ -540,7 +532,9 @@ def add_asn(request: HttpRequest, slug: str, payload: AsnIn) -> Status[dict[str,
 @router.get("/domains", response=list[DomainOut])
 @paginate(LimitOffsetPagination)
 def list_domains(request: HttpRequest, organisation: str | None = None, at: dt.date | None = None) -> Any:
-    return [_simple_out(d, DomainOut) for d in _resources(request, Domain, organisation, at)]
+    return _ShapedPage(
+        _resources(request, Domain, organisation, at), lambda page: [_simple_out(r, DomainOut) for r in page]
+    )
 
 
 @router.post("/organisations/{slug}/domains", response={201: AddedOut})

@@ -15,11 +15,12 @@ from typing import Any, Literal
 
 import yaml
 from django.db import transaction
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from certnet.core import audit, clock
 from certnet.core.audit import SystemActor
 from certnet.core.errors import FieldError, InvalidInput
+from certnet.core.tlp import TLP
 from certnet.registry import services
 from certnet.registry.models import (
     CouncilSeat,
@@ -74,6 +75,13 @@ class HistoryStep(_Strict):
     note: str = ""
 
 
+def _check_tlp(value: str) -> str:
+    tlp = TLP.parse(value)
+    if tlp == TLP.RED:
+        raise ValueError("registry records cannot be TLP:RED; use amber+strict")
+    return str(tlp)
+
+
 class DesignationSpec(_Strict):
     kind: DesignationKind
     scope: str = ""
@@ -83,6 +91,8 @@ class DesignationSpec(_Strict):
     review_due: dt.date | None = None
     tlp: str = "green"
     history: list[HistoryStep] = Field(min_length=1)
+
+    validate_tlp = field_validator("tlp")(_check_tlp)
 
 
 class OrganisationSpec(_Strict):
@@ -98,6 +108,7 @@ class OrganisationSpec(_Strict):
     website: str = ""
     tlp: str = "clear"
     reports_to: str | None = None
+    validate_tlp = field_validator("tlp")(_check_tlp)
     reports_since: dt.date | None = None
     via_function: str | None = None
     functions: list[FunctionHeld] = []
@@ -221,6 +232,14 @@ def _cross_check(spec: FrameworkFile) -> list[FieldError]:
                             f"{dat}.history[{k}].status", f"cannot go from {before.status} to {after.status}"
                         )
                     )
+                needed = services.REQUIRED_FOR.get(str(after.status))
+                if needed and not getattr(after, needed[0]).strip():
+                    errors.append(
+                        FieldError(
+                            f"{dat}.history[{k}].{needed[0]}",
+                            f"becoming {after.status} must cite {needed[1]}",
+                        )
+                    )
                 if after.date < before.date:
                     errors.append(
                         FieldError(f"{dat}.history[{k}].date", f"{after.date} is before {before.date}")
@@ -285,18 +304,17 @@ def load_framework(text: str, *, source: str = "framework") -> dict[str, Any]:
     spec = parse_framework(text, source=source)
     summary: dict[str, int] = {"created": 0, "updated": 0, "unchanged": 0}
     for instrument in spec.legal_instruments:
-        LegalInstrument.objects.update_or_create(
-            slug=instrument.slug,
-            defaults={
+        _upsert_audited(
+            LegalInstrument,
+            instrument.slug,
+            {
                 "title": instrument.title,
                 "year": instrument.year,
                 "provisions": [p.model_dump() for p in instrument.provisions],
             },
         )
     for function in spec.functions:
-        Function.objects.update_or_create(
-            slug=function.slug, defaults={"name": function.name, "description": function.description}
-        )
+        _upsert_audited(Function, function.slug, {"name": function.name, "description": function.description})
     by_slug: dict[str, Organisation] = {}
     for org in spec.organisations:
         by_slug[org.slug] = _upsert_organisation(org, summary)
@@ -334,6 +352,19 @@ def load_framework(text: str, *, source: str = "framework") -> dict[str, Any]:
     }
 
 
+def _upsert_audited(model: type[LegalInstrument] | type[Function], slug: str, values: dict[str, Any]) -> None:
+    record = model.objects.filter(slug=slug).first()
+    if record is not None and all(getattr(record, k) == v for k, v in values.items()):
+        return
+    record, created = model.objects.update_or_create(slug=slug, defaults=values)
+    audit.record(
+        actor=LOADER,
+        action=f"registry.{model._meta.model_name}.{'create' if created else 'update'}",
+        target=record,
+        data={"slug": slug, **values},
+    )
+
+
 def _upsert_organisation(org: OrganisationSpec, summary: dict[str, int]) -> Organisation:
     fields = {name: getattr(org, name) for name in services.ORGANISATION_FIELDS}
     fields["kind"] = str(org.kind)
@@ -364,16 +395,20 @@ def _apply_links(org: OrganisationSpec, by_slug: dict[str, Organisation]) -> Non
             organisation_id=organisation.pk,
             data={"lead_body": org.lead_body},
         )
-    if org.reports_to:
-        current = ReportingLine.objects.filter(organisation=organisation, valid_to__isnull=True).first()
-        if current is None or current.parent_id != by_slug[org.reports_to].pk:
-            services.set_reporting_line(
-                actor=LOADER,
-                organisation=organisation,
-                parent=by_slug[org.reports_to],
-                effective=org.reports_since or clock.today(),
-                via_function=org.via_function,
-            )
+    current = ReportingLine.objects.filter(organisation=organisation, valid_to__isnull=True).first()
+    if not org.reports_to and current is not None:
+        # The file no longer places this body under anyone: its line ends today, history stays.
+        services.set_reporting_line(
+            actor=LOADER, organisation=organisation, parent=None, effective=clock.today()
+        )
+    if org.reports_to and (current is None or current.parent_id != by_slug[org.reports_to].pk):
+        services.set_reporting_line(
+            actor=LOADER,
+            organisation=organisation,
+            parent=by_slug[org.reports_to],
+            effective=org.reports_since or clock.today(),
+            via_function=org.via_function,
+        )
     for held in org.functions:
         services.assign_function(
             actor=LOADER,
@@ -406,7 +441,27 @@ def _apply_designation(organisation: Organisation, spec: DesignationSpec) -> Non
             ),
         )
         if first.status != DesignationStatus.PROPOSED:
-            _record_status_on_file(designation, first)
+            services.record_designation_on_file(
+                actor=LOADER,
+                designation=designation,
+                status=str(first.status),
+                effective_on=first.date,
+                reference=first.reference,
+                gazette_reference=first.gazette_reference,
+                note=first.note or "status as recorded in the framework file",
+            )
+    else:
+        services.update_designation_details(
+            actor=LOADER,
+            designation=designation,
+            changes={
+                "scope": spec.scope,
+                "designating_authority": spec.designating_authority,
+                "legal_basis": spec.legal_basis,
+                "grade": spec.grade,
+                "review_due": spec.review_due,
+            },
+        )
     applied = designation.events.exclude(event="review").count()
     already = applied - (1 if first.status != DesignationStatus.PROPOSED else 0)
     for step in spec.history[max(already, 1) :]:
@@ -419,31 +474,6 @@ def _apply_designation(organisation: Organisation, spec: DesignationSpec) -> Non
             gazette_reference=step.gazette_reference,
             note=step.note,
         )
-
-
-def _record_status_on_file(designation: Designation, step: HistoryStep) -> None:
-    """A designation whose earlier steps are not on record starts at the status the file gives."""
-    designation.status = str(step.status)
-    if step.status == DesignationStatus.NOTIFIED:
-        designation.gazette_reference, designation.notified_on = step.gazette_reference, step.date
-    designation.save()
-    services._event(
-        LOADER,
-        designation,
-        "record",
-        DesignationStatus.PROPOSED,
-        str(step.status),
-        step.date,
-        step.reference,
-        step.note or "status as recorded in the framework file",
-    )
-    audit.record(
-        actor=LOADER,
-        action="registry.designation.record",
-        target=designation,
-        organisation_id=designation.organisation_id,
-        data={"status": str(step.status), "on": step.date, "reference": step.reference},
-    )
 
 
 def _apply_council(council: CouncilSpec, by_slug: dict[str, Organisation]) -> None:

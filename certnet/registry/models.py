@@ -17,6 +17,8 @@ from certnet.core.visibility import ActionRule, RestrictedManager, VisibilitySpe
 # Organisation records are maintained by their own managers or by the managers of a CERT above.
 REGISTRY_ACTIONS = {
     "change": ActionRule(own=Role.MANAGER, chain=Role.MANAGER),
+    # Where a body sits in the hierarchy is decided above it: a body never moves itself.
+    "move": ActionRule(own=None, chain=Role.MANAGER),
     "delete": ActionRule(own=None, chain=Role.ADMIN),
     "share": ActionRule(own=Role.MANAGER, chain=Role.MANAGER),
 }
@@ -339,7 +341,7 @@ class Contact(models.Model):
     name = models.CharField(max_length=200, blank=True)
     email = models.EmailField(blank=True)
     phone = models.CharField(max_length=40, blank=True)
-    pgp_fingerprint = models.CharField(max_length=50, blank=True)
+    pgp_fingerprint = models.CharField(max_length=64, blank=True)
     pgp_key = models.TextField(blank=True)
     available_24_7 = models.BooleanField(default=False)
     tlp = models.CharField(max_length=16, choices=TLP.choices, default=TLP.AMBER)

@@ -54,15 +54,18 @@ def parse_network(text: str, *, loc: str = "cidr") -> ParsedNetwork:
 
 
 def parse_address(text: str, *, loc: str = "ip") -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    raw = (text or "").strip()
+    if "%" in raw:
+        raise invalid(loc, f"{text!r} has a zone index (%…), which has no meaning outside one host")
     try:
-        return ipaddress.ip_address((text or "").strip())
+        return ipaddress.ip_address(raw)
     except ValueError:
         raise invalid(loc, f"{text!r} is not an IPv4 or IPv6 address") from None
 
 
 def parse_asn(value: str | int, *, loc: str = "asn") -> int:
     text = str(value).strip().upper().removeprefix("AS")
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit() and len(text) <= 10):
         raise invalid(loc, f"{value!r} is not an AS number (e.g. 'AS45773' or 45773)")
     number = int(text)
     if not 1 <= number <= ASN_MAX:

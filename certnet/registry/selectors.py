@@ -23,7 +23,7 @@ from certnet.registry.models import (
     Netblock,
     Organisation,
 )
-from certnet.registry.resources import normalise_domain, parse_address, parse_asn
+from certnet.registry.resources import address_key, normalise_domain, parse_address, parse_asn, parse_network
 
 if TYPE_CHECKING:
     from certnet.core.visibility import UserLike
@@ -108,6 +108,7 @@ def access_organisation(user: UserLike | None, slug: str, action: str = "view") 
 
 
 def filter_organisations(
+    user: UserLike | None,
     queryset: QuerySet[Organisation],
     *,
     kind: str | None = None,
@@ -123,7 +124,8 @@ def filter_organisations(
     if province:
         queryset = queryset.filter(province=province)
     if status:
-        queryset = queryset.filter(designations__status=status).distinct()
+        designated = Designation.objects.restrict(user, "view").filter(status=status)
+        queryset = queryset.filter(pk__in=designated.values("organisation_id"))
     if search:
         queryset = queryset.filter(
             Q(name__icontains=search) | Q(short_name__icontains=search) | Q(slug__icontains=search)
@@ -131,26 +133,55 @@ def filter_organisations(
     return queryset
 
 
-def designation_statuses(org_ids: Iterable[int], day: dt.date | None = None) -> dict[int, dict[str, str]]:
-    """organisation id → {designation kind: status}, for badges: today's, or as they stood on `day`."""
+def designation_statuses(
+    user: UserLike | None, org_ids: Iterable[int], day: dt.date | None = None
+) -> dict[int, dict[str, str]]:
+    """organisation id → {designation kind: status} of the designations the user may see, for
+    badges: today's, or as they stood on `day`."""
     ids = list(org_ids)
     result: dict[int, dict[str, str]] = defaultdict(dict)
+    visible = Designation.objects.restrict(user, "view").filter(organisation_id__in=ids)
     if day is None or day >= clock.today():
-        rows = Designation.objects.filter(organisation_id__in=ids).values_list(
-            "organisation_id", "kind", "status"
-        )
-        for org_id, kind, status in rows:
+        for org_id, kind, status in visible.values_list("organisation_id", "kind", "status"):
             result[org_id][kind] = status
         return result
     # Events in order: the last one on or before `day` is the status then.
     events = (
-        DesignationEvent.objects.filter(designation__organisation_id__in=ids, effective_on__lte=day)
+        DesignationEvent.objects.filter(designation__in=visible.values("pk"), effective_on__lte=day)
         .order_by("effective_on", "id")
         .values_list("designation__organisation_id", "designation__kind", "to_status")
     )
     for org_id, kind, status in events:
         result[org_id][kind] = status
     return result
+
+
+def visible_resources(
+    user: UserLike | None,
+    model: type[Netblock] | type[AutonomousSystem] | type[Domain],
+    *,
+    organisation: Organisation | None = None,
+    at: dt.date | None = None,
+) -> QuerySet[Any]:
+    """Resources the user may see, of owners the user may see (a resource must not name a hidden owner)."""
+    queryset = model.objects.restrict(user, "view").filter(
+        organisation__in=visible_organisations(user).values("pk")
+    )
+    if organisation is not None:
+        queryset = queryset.filter(organisation=organisation)
+    if at is not None:
+        queryset = queryset.filter(model.in_force_on(at))
+    return queryset.select_related("organisation")
+
+
+def netblocks_containing(queryset: QuerySet[Netblock], text: str) -> QuerySet[Netblock]:
+    """Netblocks that contain an address or a whole network (`text` as '192.0.2.7' or '192.0.2.0/28')."""
+    if "/" in text:
+        target = parse_network(text, loc="contains")
+        start, end = target.start, target.end
+    else:
+        start = end = address_key(parse_address(text, loc="contains"))
+    return queryset.filter(start__lte=start, end__gte=end)
 
 
 def constituents_of(
@@ -201,7 +232,7 @@ class TreeNode:
 def organisation_tree(user: UserLike | None, day: dt.date | None = None) -> list[TreeNode]:
     """The visible organisations as a forest by reporting line on `day`; roots first by kind and name."""
     visible = {org.pk: org for org in visible_organisations(user)}
-    statuses = designation_statuses(visible, day)
+    statuses = designation_statuses(user, visible, day)
     nodes = {pk: TreeNode(org, statuses.get(pk, {})) for pk, org in visible.items()}
     edges = reporting_edges(day)
     roots: list[TreeNode] = []

@@ -95,6 +95,36 @@ def _day(value: dt.date | None) -> dt.date:
     return value or clock.today()
 
 
+def _not_in_future(day: dt.date, loc: str) -> dt.date:
+    # A step is recorded when it has happened; a status that only becomes true later would make
+    # today's badge disagree with the history.
+    if day > clock.today():
+        raise invalid(loc, f"{day} is in the future; record a step once it has taken effect")
+    return day
+
+
+def _one_year_after(day: dt.date) -> dt.date:
+    try:
+        return day.replace(year=day.year + 1)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year + 1, day=28)
+
+
+def _require_fits(model: type[models.Model], values: Mapping[str, Any]) -> None:
+    """Refuse text longer than its column or holding NUL, naming each field, before the database does."""
+    errors = []
+    for name, value in values.items():
+        if not isinstance(value, str):
+            continue
+        limit = getattr(model._meta.get_field(name), "max_length", None)
+        if limit is not None and len(value.strip()) > limit:
+            errors.append(FieldError(name, f"is {len(value.strip())} characters long; the limit is {limit}"))
+        if "\x00" in value:
+            errors.append(FieldError(name, "contains a NUL character"))
+    if errors:
+        raise _invalid_all("input too long or malformed", errors)
+
+
 # --- organisations ------------------------------------------------------------------------------
 
 ORGANISATION_FIELDS = (
@@ -156,6 +186,7 @@ def create_organisation(*, actor: Actor, data: OrganisationInput) -> Organisatio
             errors.append(FieldError("reports_to", f"no organisation {data.reports_to!r}"))
     if errors:
         raise _invalid_all("the organisation is not valid", errors)
+    _require_fits(Organisation, {"slug": slug, **{name: getattr(data, name) for name in ORGANISATION_FIELDS}})
     # The right to create comes before the slug check, so a refusal tells nothing about other slugs.
     _require_manager_above(actor, parent)
     if Organisation.objects.filter(slug=slug).exists():
@@ -196,6 +227,7 @@ def update_organisation(
             "unknown fields", errors=[FieldError(name, "cannot be changed here") for name in sorted(unknown)]
         )
     before: dict[str, Any] = {}
+    _require_fits(Organisation, {k: v for k, v in changes.items() if k in ORGANISATION_FIELDS})
     if "kind" in changes:
         _choice(changes["kind"], OrganisationKind, "kind")
     if "name" in changes and not str(changes["name"]).strip():
@@ -235,11 +267,17 @@ def set_reporting_line(
     reference: str = "",
     via_function: str | None = None,
 ) -> ReportingLine | None:
-    """From `effective` on, `organisation` reports to `parent` (None: to nobody). Refuses cycles."""
-    if not isinstance(actor, SystemActor):
-        _require(actor, "change", organisation)
-        if parent is not None:
-            _require(actor, "change", parent)
+    """From `effective` on, `organisation` reports to `parent` (None: to nobody). Refuses cycles.
+
+    Decided above the organisation: a manager of a CERT it reports to (who must also be able to
+    change the new parent) or a platform administrator. Only a platform administrator may detach an
+    organisation from the hierarchy, because that also removes its CERT chain's oversight."""
+    if not isinstance(actor, SystemActor) and not getattr(actor, "is_platform_admin", False):
+        if parent is None:
+            _require(actor, "view", organisation)
+            raise Forbidden("only platform administrators may detach an organisation from its CERT chain")
+        _require(actor, "move", organisation)
+        _require(actor, "change", parent)
     return _move_reporting_line(
         actor=actor,
         organisation=organisation,
@@ -276,6 +314,17 @@ def _move_reporting_line(
             "effective",
             f"the current reporting line began on {current.valid_from}; a change must take effect later",
         )
+    # History is written in date order: nothing recorded may already cover the days from `effective`.
+    covered = ReportingLine.objects.filter(organisation=organisation, valid_to__gt=effective)
+    if current is not None:
+        covered = covered.exclude(pk=current.pk)
+    clash = covered.order_by("valid_from").first()
+    if clash is not None:
+        raise invalid(
+            "effective",
+            f"{organisation.slug} already has a reporting line from {clash.valid_from} to {clash.valid_to}; "
+            f"a new line cannot start before {clash.valid_to}",
+        )
     if parent is not None:
         _refuse_cycle(organisation, parent, effective)
     if current is not None:
@@ -309,8 +358,13 @@ def _move_reporting_line(
 def _refuse_cycle(organisation: Organisation, parent: Organisation, effective: dt.date) -> None:
     if parent.pk == organisation.pk:
         raise invalid("reports_to", f"{organisation.slug} cannot report to itself")
-    # The line must not close a loop on the day it starts, nor with the lines open from then on.
-    for day in {effective, max(effective, clock.today())}:
+    # The new line is open-ended, so it must not close a loop on any day from `effective` on: check
+    # the day it starts and every later day on which some other line starts or ends.
+    later = ReportingLine.objects.filter(
+        models.Q(valid_from__gt=effective) | models.Q(valid_to__gt=effective)
+    ).values_list("valid_from", "valid_to")
+    days = {effective} | {d for pair in later for d in pair if d is not None and d > effective}
+    for day in sorted(days):
         edges = reporting_edges(day)
         edges[organisation.pk] = parent.pk
         seen = [organisation.pk]
@@ -405,30 +459,31 @@ class DesignationInput:
 @transaction.atomic
 def propose_designation(*, actor: Actor, organisation: Organisation, data: DesignationInput) -> Designation:
     _choice(data.kind, DesignationKind, "kind")
-    if data.kind == DesignationKind.CERT and not organisation.is_cert:
-        raise invalid("kind", f"{organisation.slug} is a {organisation.get_kind_display()}, not a CERT")
-    if Designation.objects.filter(organisation=organisation, kind=data.kind).exists():
-        raise Conflict(f"{organisation.slug} already has a {data.kind} designation")
-    authority = None
-    if data.designating_authority:
-        authority = Organisation.objects.filter(slug=data.designating_authority).first()
-        if authority is None:
-            raise invalid("designating_authority", f"no organisation {data.designating_authority!r}")
     designation = Designation(
         organisation=organisation,
         kind=data.kind,
         status=S.PROPOSED,
         scope=data.scope,
-        designating_authority=authority,
         legal_basis=data.legal_basis,
         grade=data.grade,
         review_due=data.review_due,
         tlp=_registry_tlp(data.tlp, TLP.GREEN),
     )
+    # The right comes first, so a refusal says nothing about designations the actor cannot see.
     if not isinstance(actor, SystemActor):
         _require(actor, "transition", designation)
+    _require_fits(Designation, {"scope": data.scope, "legal_basis": data.legal_basis, "grade": data.grade})
+    if data.kind == DesignationKind.CERT and not organisation.is_cert:
+        raise invalid("kind", f"{organisation.slug} is a {organisation.get_kind_display()}, not a CERT")
+    proposed_on = _not_in_future(_day(data.proposed_on), "proposed_on")
+    if data.designating_authority:
+        designation.designating_authority = _visible_to(actor).filter(slug=data.designating_authority).first()
+        if designation.designating_authority is None:
+            raise invalid("designating_authority", f"no organisation {data.designating_authority!r}")
+    if Designation.objects.filter(organisation=organisation, kind=data.kind).exists():
+        raise Conflict(f"{organisation.slug} already has a {data.kind} designation")
     designation.save()
-    _event(actor, designation, "propose", "", S.PROPOSED, _day(data.proposed_on), data.reference, "")
+    _event(actor, designation, "propose", "", S.PROPOSED, proposed_on, data.reference, "")
     audit.record(
         actor=actor,
         action="registry.designation.propose",
@@ -461,12 +516,14 @@ def transition_designation(
         raise IllegalTransition(
             f"a designation that is {designation.status} cannot become {to_status}; it can become: {options}"
         )
-    day = _day(effective_on)
+    day = _not_in_future(_day(effective_on), "effective_on")
     last = designation.events.order_by("-effective_on", "-id").first()
     if last is not None and day < last.effective_on:
         raise invalid(
             "effective_on", f"the previous step took effect on {last.effective_on}; {day} is earlier"
         )
+    _require_fits(DesignationEvent, {"reference": reference, "note": note})
+    _require_fits(Designation, {"gazette_reference": gazette_reference})
     if to_status in REQUIRED_FOR:
         needed, what = REQUIRED_FOR[to_status]
         if not {"reference": reference, "gazette_reference": gazette_reference}[needed].strip():
@@ -513,7 +570,14 @@ def record_designation_review(
         raise invalid("kind", "only CII designations are reviewed annually")
     if designation.status not in {S.NOTIFIED, S.OPERATIONAL}:
         raise IllegalTransition(f"a {designation.status} designation is not in force and cannot be reviewed")
-    due = next_review_due or reviewed_on.replace(year=reviewed_on.year + 1)
+    _not_in_future(reviewed_on, "reviewed_on")
+    last = designation.events.order_by("-effective_on", "-id").first()
+    if last is not None and reviewed_on < last.effective_on:
+        raise invalid(
+            "reviewed_on",
+            f"the designation's last recorded step is of {last.effective_on}; {reviewed_on} is earlier",
+        )
+    due = next_review_due or _one_year_after(reviewed_on)
     if due <= reviewed_on:
         raise invalid("next_review_due", "the next review must fall after this one")
     before = {"grade": designation.grade, "review_due": designation.review_due}
@@ -528,6 +592,79 @@ def record_designation_review(
         target=designation,
         organisation_id=designation.organisation_id,
         data={"before": before, "grade": designation.grade, "review_due": due, "reference": reference},
+    )
+    return designation
+
+
+@transaction.atomic
+def record_designation_on_file(
+    *,
+    actor: Actor,
+    designation: Designation,
+    status: str,
+    effective_on: dt.date,
+    reference: str = "",
+    gazette_reference: str = "",
+    note: str = "",
+) -> Designation:
+    """A just-proposed designation whose earlier steps are not on record starts at the status an
+    authoritative source gives (the framework file); the event says so."""
+    _require(actor, "transition", designation)
+    if designation.status != S.PROPOSED or designation.events.exclude(event="propose").exists():
+        raise IllegalTransition("only a designation with no recorded steps can be set from the record")
+    _choice(status, S, "status")
+    designation.status = status
+    if status == S.NOTIFIED:
+        designation.gazette_reference, designation.notified_on = gazette_reference, effective_on
+    designation.save()
+    _event(actor, designation, "record", S.PROPOSED, status, effective_on, reference, note)
+    audit.record(
+        actor=actor,
+        action="registry.designation.record",
+        target=designation,
+        organisation_id=designation.organisation_id,
+        data={"status": status, "on": effective_on, "reference": reference, "note": note},
+    )
+    return designation
+
+
+DESIGNATION_DETAILS = ("scope", "designating_authority", "legal_basis", "grade", "review_due")
+
+
+@transaction.atomic
+def update_designation_details(
+    *, actor: Actor, designation: Designation, changes: Mapping[str, Any]
+) -> Designation:
+    """Correct what a designation says (scope, authority, legal basis, grade, review date); its
+    lifecycle moves only through transitions."""
+    _require(actor, "transition", designation)
+    unknown = set(changes) - set(DESIGNATION_DETAILS)
+    if unknown:
+        raise InvalidInput(
+            "unknown fields", errors=[FieldError(n, "cannot be changed here") for n in sorted(unknown)]
+        )
+    values = dict(changes)
+    if "designating_authority" in values:
+        slug = values["designating_authority"]
+        values["designating_authority"] = _visible_to(actor).filter(slug=slug).first() if slug else None
+        if slug and values["designating_authority"] is None:
+            raise invalid("designating_authority", f"no organisation {slug!r}")
+    _require_fits(Designation, {k: v for k, v in values.items() if isinstance(v, str)})
+    before = {k: getattr(designation, k) for k, v in values.items() if getattr(designation, k) != v}
+    if not before:
+        return designation
+    for name in before:
+        setattr(designation, name, values[name])
+    designation.save()
+    audit.record(
+        actor=actor,
+        action="registry.designation.update",
+        target=designation,
+        organisation_id=designation.organisation_id,
+        data={
+            "before": {k: getattr(v, "slug", v) for k, v in before.items()},
+            "after": {k: getattr(values[k], "slug", values[k]) for k in before},
+        },
     )
     return designation
 
@@ -601,7 +738,9 @@ def add_netblock(
     tlp: str | None = None,
 ) -> AddedResource:
     _require(actor, "change", organisation)
+    audit.lock_chain()
     parsed = parse_network(cidr)
+    _require_fits(Netblock, {"description": description})
     day = _day(valid_from)
     same_family = Netblock.objects.filter(_in_force_between(day), family=parsed.family)
     duplicate = same_family.filter(cidr=parsed.cidr).select_related("organisation").first()
@@ -650,7 +789,9 @@ def add_asn(
     tlp: str | None = None,
 ) -> AddedResource:
     _require(actor, "change", organisation)
+    audit.lock_chain()
     number = parse_asn(asn)
+    _require_fits(AutonomousSystem, {"name": name})
     day = _day(valid_from)
     existing = (
         AutonomousSystem.objects.filter(_in_force_between(day), asn=number)
@@ -682,6 +823,7 @@ def add_domain(
     tlp: str | None = None,
 ) -> AddedResource:
     _require(actor, "change", organisation)
+    audit.lock_chain()
     ascii_name, unicode_name = normalise_domain(name)
     day = _day(valid_from)
     active = Domain.objects.filter(_in_force_between(day)).select_related("organisation")
@@ -750,6 +892,7 @@ def add_contact(
 ) -> Contact:
     _require(actor, "change", organisation)
     _choice(kind, ContactKind, "kind")
+    _require_fits(Contact, {"name": name, "email": email, "phone": phone, "pgp_key": pgp_key})
     if not email.strip() and not phone.strip():
         raise invalid("email", "a contact needs an e-mail address or a phone number")
     if email and ("@" not in email or email.startswith("@") or email.endswith("@")):
@@ -793,6 +936,7 @@ def add_cii_system(
     _require(actor, "change", organisation)
     if not name.strip():
         raise invalid("name", "must not be empty")
+    _require_fits(CIISystem, {"name": name, "description": description})
     if CIISystem.objects.filter(organisation=organisation, name=name.strip()).exists():
         raise Conflict(f"{organisation.slug} already has a CII system named {name.strip()!r}")
     if designation is not None and designation.organisation_id != organisation.pk:

@@ -213,6 +213,7 @@ def organisation_list(request: HttpRequest) -> HttpResponse:
 
     visible = selectors.visible_organisations(request.user)
     queryset = selectors.filter_organisations(
+        request.user,
         visible,
         kind=filters["kind"] or None,
         sector=filters["sector"] or None,
@@ -222,14 +223,13 @@ def organisation_list(request: HttpRequest) -> HttpResponse:
     ).order_by(*order)
     page = Paginator(queryset, PAGE_SIZE).get_page(params.get("page"))
     organisations = list(page.object_list)
-    statuses = selectors.designation_statuses(o.pk for o in organisations)
-    edges = selectors.reporting_edges(clock.today())
-    parents = visible.in_bulk({edges[o.pk] for o in organisations if o.pk in edges})
+    statuses = selectors.designation_statuses(request.user, (o.pk for o in organisations))
+    parents = selectors.visible_parents(request.user, [o.pk for o in organisations])
     rows = [
         OrganisationRow(
             organisation=o,
             statuses=sorted(statuses.get(o.pk, {}).items()),
-            reports_to=parents.get(edges.get(o.pk, 0)),
+            reports_to=parents.get(o.pk),
         )
         for o in organisations
     ]
@@ -281,7 +281,7 @@ def organisation_detail(request: HttpRequest, slug: str) -> HttpResponse:
         selectors.constituents_of(user, organisation, day),
         key=lambda o: (kind_order.get(o.kind, 99), o.display_name.lower()),
     )
-    constituent_statuses = selectors.designation_statuses((o.pk for o in constituents), day)
+    constituent_statuses = selectors.designation_statuses(user, (o.pk for o in constituents), day)
     designations = list(
         Designation.objects.restrict(user)
         .filter(organisation=organisation)
@@ -307,7 +307,7 @@ def organisation_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "is_today": day == clock.today(),
         "date_error": date_error,
         "statuses": sorted(
-            selectors.designation_statuses([organisation.pk], day).get(organisation.pk, {}).items()
+            selectors.designation_statuses(user, [organisation.pk], day).get(organisation.pk, {}).items()
         ),
         "chain": chain,
         "constituents": [(o, sorted(constituent_statuses.get(o.pk, {}).items())) for o in constituents],

@@ -98,3 +98,18 @@ def test_audit_verify_command_exit_codes(capsys):
     with pytest.raises(CommandError, match="#1") as excinfo:
         call_command("audit", "verify")
     assert excinfo.value.returncode == 1
+
+
+@pytest.mark.django_db
+def test_floats_are_recorded_as_text_so_the_chain_verifies_everywhere():
+    target = Function.objects.create(slug="probe", name="Probe")
+    with transaction.atomic():
+        entry = audit.record(
+            actor=ACTOR,
+            action="test.float",
+            target=target,
+            data={"score": 1e16, "nested": [0.1, {"x": float("nan")}]},
+        )
+    entry.refresh_from_db()
+    assert entry.data == {"score": "1e+16", "nested": ["0.1", {"x": "nan"}]}
+    assert audit.verify().ok

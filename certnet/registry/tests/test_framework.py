@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 import yaml
@@ -27,7 +28,8 @@ FRAMEWORK_TEXT = settings.CERTNET_FRAMEWORK_FILE.read_text(encoding="utf-8")
 
 
 def _mutated(change) -> str:
-    data = yaml.safe_load(FRAMEWORK_TEXT)
+    # Through JSON so that YAML anchors (shared designations) become separate copies to edit.
+    data = json.loads(json.dumps(yaml.safe_load(FRAMEWORK_TEXT), default=str))
     change(data)
     return yaml.safe_dump(data, sort_keys=False)
 
@@ -69,8 +71,9 @@ def test_the_seeds_are_in_the_registry(framework):
 
 
 @pytest.mark.django_db
-def test_designations_and_their_history(framework):
-    statuses = selectors.designation_statuses(o.pk for o in framework.values())
+def test_designations_and_their_history(framework, make_user):
+    admin = make_user(platform_admin=True)
+    statuses = selectors.designation_statuses(admin, (o.pk for o in framework.values()))
     assert statuses[framework["ncert"].pk] == {"cert": "operational"}
     assert statuses[framework["sindh-cert"].pk] == {"cert": "summary-submitted"}
     assert statuses[framework["telecom-cert"].pk] == {"cert": "summary-submitted"}
@@ -210,3 +213,70 @@ def test_yaml_syntax_error_names_the_line():
     with pytest.raises(InvalidInput) as excinfo:
         parse_framework("framework:\n  name: [unclosed\n", source="broken.yaml")
     assert excinfo.value.detail.startswith("broken.yaml is not valid YAML (line ")
+
+
+@pytest.mark.django_db
+def test_reloading_converges_and_audits_every_change(framework):
+    def edit(data):
+        data["legal_instruments"][0]["title"] = "Prevention of Electronic Crimes Act 2016 (as amended)"
+        for org in data["organisations"]:
+            if org["slug"] == "nadra":
+                org["designations"][0]["grade"] = "tier 1"
+                org["designations"][0]["designating_authority"] = "moitt"
+            if org["slug"] == "pta":
+                del org["reports_to"]
+
+    entries_before = AuditEntry.objects.count()
+    load_framework(_mutated(edit))
+    assert LegalInstrument.objects.get(slug="peca-2016").title.endswith("(as amended)")
+    nadra = Designation.objects.get(organisation=framework["nadra"])
+    assert (nadra.grade, nadra.designating_authority.slug) == ("tier 1", "moitt")
+    assert selectors.chain_ids(framework["pta"].pk) == []
+    actions = list(AuditEntry.objects.filter(pk__gt=0).order_by("-seq").values_list("action", flat=True)[:10])
+    assert {
+        "registry.legalinstrument.update",
+        "registry.designation.update",
+        "registry.reporting_line.set",
+    } <= set(actions)
+    assert AuditEntry.objects.count() > entries_before
+    assert audit.verify().ok
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            lambda d: d["organisations"][0].update(tlp="beige"),
+            ("organisations[0].tlp", "Value error, unknown TLP"),
+        ),
+        (
+            lambda d: d["organisations"][0].update(tlp="red"),
+            ("organisations[0].tlp", "Value error, registry records"),
+        ),
+    ],
+)
+def test_tlp_is_checked_with_the_structure(change, expected):
+    with pytest.raises(InvalidInput) as excinfo:
+        parse_framework(_mutated(change))
+    assert any((e.loc, e.msg[: len(expected[1])]) == expected for e in excinfo.value.errors), (
+        excinfo.value.errors
+    )
+
+
+def test_a_notification_in_the_file_must_cite_the_gazette():
+    def notify_without_gazette(data):
+        for org in data["organisations"]:
+            if org["slug"] == "punjab-cert":
+                org["designations"][0]["history"] += [
+                    {"status": "approved", "date": "2025-03-01"},
+                    {"status": "notified", "date": "2025-04-01"},
+                ]
+
+    with pytest.raises(InvalidInput) as excinfo:
+        parse_framework(_mutated(notify_without_gazette))
+    assert [(e.loc, e.msg) for e in excinfo.value.errors] == [
+        (
+            "organisations[12].designations[0].history[4].gazette_reference",
+            "becoming notified must cite the gazette notification",
+        ),
+    ]

@@ -328,3 +328,107 @@ def test_registry_resources_cannot_be_red(framework):
         actor=ACTOR, organisation=framework["nadra"], kind="abuse", email="a@b.pk", tlp="amber+strict"
     )
     assert contact.tlp == "amber+strict"
+
+
+@pytest.mark.django_db
+def test_a_body_cannot_move_or_detach_itself(framework, make_user):
+    nadra_manager = make_user(framework["nadra"], Role.ADMIN)
+    ncert_manager = make_user(framework["ncert"], Role.MANAGER)
+    admin = make_user(platform_admin=True)
+    before = _unchanged(ReportingLine)
+    with pytest.raises(Forbidden, match="only platform administrators may detach"):
+        services.set_reporting_line(
+            actor=nadra_manager, organisation=framework["nadra"], parent=None, effective=dt.date(2026, 1, 1)
+        )
+    with pytest.raises(Forbidden, match="you may not move"):
+        services.set_reporting_line(
+            actor=nadra_manager,
+            organisation=framework["nadra"],
+            parent=framework["telecom-cert"],
+            effective=dt.date(2026, 1, 1),
+        )
+    with pytest.raises(Forbidden, match="only platform administrators may detach"):
+        services.set_reporting_line(
+            actor=ncert_manager, organisation=framework["nadra"], parent=None, effective=dt.date(2026, 1, 1)
+        )
+    assert _unchanged(ReportingLine) == before
+    services.set_reporting_line(
+        actor=ncert_manager,
+        organisation=framework["nadra"],
+        parent=framework["telecom-cert"],
+        effective=dt.date(2026, 1, 1),
+    )
+    services.set_reporting_line(
+        actor=admin, organisation=framework["nadra"], parent=None, effective=dt.date(2026, 2, 1)
+    )
+    assert selectors.chain_ids(framework["nadra"].pk, dt.date(2026, 1, 15)) == [
+        framework["telecom-cert"].pk,
+        framework["ncert"].pk,
+    ]
+    assert selectors.chain_ids(framework["nadra"].pk, dt.date(2026, 2, 1)) == []
+
+
+@pytest.mark.django_db
+def test_history_cannot_overlap_or_loop_on_a_later_day(framework):
+    alpha = _constituent("alpha", "punjab-cert")  # since 2024-01-01
+    beta = _constituent("beta", "punjab-cert")
+    services.set_reporting_line(actor=ACTOR, organisation=alpha, parent=None, effective=dt.date(2025, 1, 1))
+    with pytest.raises(InvalidInput, match="already has a reporting line from 2024-01-01 to 2025-01-01"):
+        services.set_reporting_line(
+            actor=ACTOR, organisation=alpha, parent=framework["sindh-cert"], effective=dt.date(2024, 6, 1)
+        )
+    # beta reports to alpha from 2030; alpha may not report to beta from 2029 (a loop from 2030 on).
+    services.set_reporting_line(
+        actor=ACTOR, organisation=alpha, parent=framework["sindh-cert"], effective=dt.date(2025, 2, 1)
+    )
+    services.set_reporting_line(actor=ACTOR, organisation=beta, parent=alpha, effective=dt.date(2030, 1, 1))
+    with pytest.raises(InvalidInput, match="reporting cycle"):
+        services.set_reporting_line(
+            actor=ACTOR, organisation=alpha, parent=beta, effective=dt.date(2029, 1, 1)
+        )
+
+
+@pytest.mark.django_db
+def test_designation_steps_are_recorded_when_they_happen(framework):
+    from certnet.core import clock
+
+    designation = Designation.objects.get(organisation=framework["sindh-cert"])
+    with pytest.raises(InvalidInput, match="is in the future"):
+        services.transition_designation(
+            actor=ACTOR,
+            designation=designation,
+            to_status="approved",
+            effective_on=clock.today() + dt.timedelta(days=1),
+        )
+    nadra = Designation.objects.get(organisation=framework["nadra"])
+    with pytest.raises(InvalidInput, match="last recorded step is of 2025-01-01; 2024-12-31 is earlier"):
+        services.record_designation_review(actor=ACTOR, designation=nadra, reviewed_on=dt.date(2024, 12, 31))
+    reviewed = services.record_designation_review(
+        actor=ACTOR, designation=nadra, reviewed_on=dt.date(2025, 3, 1)
+    )
+    assert reviewed.review_due == dt.date(2026, 3, 1)
+    assert services._one_year_after(dt.date(2024, 2, 29)) == dt.date(2025, 2, 28)
+
+
+@pytest.mark.django_db
+def test_designation_badges_follow_the_designations_tlp(framework, make_user):
+    nadra = Designation.objects.get(organisation=framework["nadra"])
+    Designation.objects.filter(pk=nadra.pk).update(tlp="amber")
+    outsider = make_user(framework["sindh-cert"], Role.ANALYST)
+    chain = make_user(framework["ncert"], Role.VIEWER)
+    assert selectors.designation_statuses(outsider, [framework["nadra"].pk]) == {}
+    assert selectors.designation_statuses(chain, [framework["nadra"].pk]) == {
+        framework["nadra"].pk: {"cii": "notified"}
+    }
+    visible = selectors.visible_organisations(outsider)
+    assert "nadra" not in set(
+        selectors.filter_organisations(outsider, visible, status="notified").values_list("slug", flat=True)
+    )
+
+
+@pytest.mark.django_db
+def test_overlong_and_nul_text_is_refused_with_the_field(framework):
+    with pytest.raises(InvalidInput, match="phone: is 41 characters long; the limit is 40"):
+        services.add_contact(actor=ACTOR, organisation=framework["nadra"], kind="abuse", phone="1" * 41)
+    with pytest.raises(InvalidInput, match="name: contains a NUL character"):
+        services.add_cii_system(actor=ACTOR, organisation=framework["nadra"], name="a\x00b")
