@@ -61,3 +61,14 @@ def test_organisation_list_queries_do_not_grow_with_the_page(
     with django_assert_max_num_queries(12) as large:
         assert len(client.get("/organisations", limit=100).json()["items"]) == len(framework)
     assert len(large.captured_queries) == len(small.captured_queries)
+
+
+@pytest.mark.django_db
+def test_an_overlong_reference_is_422_naming_the_field(framework, make_user, api_as):
+    admin = api_as(make_user(platform_admin=True))
+    body = {"organisation": "telecom-cert", "effective": "2027-01-01", "reference": "r" * 301}
+    response = admin.post("/functions/cii-cert/assign", body)
+    assert response.status_code == 422
+    assert response.json()["errors"] == [
+        {"loc": "reference", "msg": "is 301 characters long; the limit is 300"}
+    ]

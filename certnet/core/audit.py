@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from django.db import models, transaction
 
 from certnet.core import clock
-from certnet.core.models import AuditEntry, AuditHead
+from certnet.core.models import AuditEntry, AuditHead, AuditMark
 
 GENESIS_HASH = "0" * 64
 
@@ -155,7 +155,16 @@ def record(
     entry = AuditEntry.objects.create(hash=entry_hash, **fields)
     head.seq, head.hash = seq, entry_hash
     head.save(update_fields=["seq", "hash"])
+    AuditMark.objects.update_or_create(
+        topic=target._meta.app_label, defaults={"seq": seq, "hash": entry_hash}
+    )
     return entry
+
+
+def latest_mark(topic: str) -> str:
+    """The hash of the latest entry about `topic`'s records ('' if none): a revision stamp."""
+    found = AuditMark.objects.filter(topic=topic).values_list("hash", flat=True).first()
+    return str(found or "")
 
 
 @dataclass(frozen=True)

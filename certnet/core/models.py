@@ -38,3 +38,15 @@ class AuditHead(models.Model):
 
     def __str__(self) -> str:
         return f"audit head #{self.seq}"
+
+
+class AuditMark(models.Model):
+    """The latest entry per app (the target's app label): lets a cache of one domain's data (e.g. the
+    registry's routing index) notice that domain's changes and ignore everyone else's."""
+
+    topic = models.CharField(max_length=50, primary_key=True)
+    seq = models.BigIntegerField()
+    hash = models.CharField(max_length=64)
+
+    def __str__(self) -> str:
+        return f"{self.topic} at #{self.seq}"

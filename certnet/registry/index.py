@@ -1,8 +1,8 @@
 """The registry's routing index: every netblock, ASN and domain in force on a date, in memory.
 
 Built from the database in one pass per resource type (about a second for 100,000 netblocks) and kept until
-the registry changes: the audit log's sequence number is the registry's revision, because every
-change is made through a service that appends to it (the head's hash names the revision).
+the registry changes: every registry change is made through a service that appends to the audit log,
+and the hash of the registry's latest entry names the revision.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any, cast
 
 import numpy as np
 
+from certnet.core import audit
 from certnet.core.errors import InvalidInput
-from certnet.core.models import AuditHead
 from certnet.registry.lookup import AsnIndex, DomainSuffixIndex, PrefixIndex
 from certnet.registry.models import AutonomousSystem, Domain, Netblock, ReportingLine
 from certnet.registry.resources import normalise_domain, parse_asn
@@ -86,9 +86,9 @@ _lock = threading.Lock()
 
 
 def registry_revision() -> str:
-    # The head's hash, not its sequence number: a rolled-back transaction can reuse a number.
-    head = AuditHead.objects.filter(id=1).values_list("hash", flat=True).first()
-    return str(head or "")
+    # The hash of the registry's latest audit entry, not a sequence number (a rolled-back
+    # transaction can reuse a number); changes elsewhere (tokens, incidents) leave it alone.
+    return audit.latest_mark("registry")
 
 
 def registry_index(day: dt.date) -> RegistryIndex:

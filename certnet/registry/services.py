@@ -297,6 +297,7 @@ def _move_reporting_line(
     reference: str = "",
     via_function: str | None = None,
 ) -> ReportingLine | None:
+    _require_fits(ReportingLine, {"reference": reference})
     function = None
     if via_function:
         function = Function.objects.filter(slug=via_function).first()
@@ -388,6 +389,7 @@ def assign_function(
     """From `effective` on, `organisation` holds the function; whoever held it before stops then."""
     if not isinstance(actor, SystemActor) and not getattr(actor, "is_platform_admin", False):
         raise Forbidden("only platform administrators move framework functions between bodies")
+    _require_fits(FunctionHolding, {"reference": reference})
     function = Function.objects.filter(slug=function_slug).first()
     if function is None:
         raise invalid("function", f"no function {function_slug!r}")

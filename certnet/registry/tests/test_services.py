@@ -432,3 +432,20 @@ def test_overlong_and_nul_text_is_refused_with_the_field(framework):
         services.add_contact(actor=ACTOR, organisation=framework["nadra"], kind="abuse", phone="1" * 41)
     with pytest.raises(InvalidInput, match="name: contains a NUL character"):
         services.add_cii_system(actor=ACTOR, organisation=framework["nadra"], name="a\x00b")
+
+
+@pytest.mark.django_db
+def test_the_routing_index_follows_registry_changes_only(framework, make_user):
+    from certnet.accounts import services as accounts
+    from certnet.registry import index
+
+    today = dt.date(2026, 1, 1)
+    built = index.registry_index(today)
+    accounts.create_token(actor=ACTOR, user=make_user())  # an audited change outside the registry
+    assert index.registry_index(today) is built
+    services.add_netblock(
+        actor=ACTOR, organisation=framework["nadra"], cidr="192.0.2.0/24", valid_from=dt.date(2025, 1, 1)
+    )
+    rebuilt = index.registry_index(today)
+    assert rebuilt is not built
+    assert rebuilt.find_ip("192.0.2.1") is not None
