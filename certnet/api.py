@@ -12,6 +12,7 @@ from ninja.errors import ValidationError as NinjaValidationError
 from certnet.accounts.api import api_auth
 from certnet.accounts.api import router as accounts_router
 from certnet.core.errors import DomainError
+from certnet.incidents.api import router as incidents_router
 from certnet.registry.api import router as registry_router
 
 
@@ -101,3 +102,4 @@ def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
 
 api.add_router("/", accounts_router)
 api.add_router("/", registry_router)
+api.add_router("/", incidents_router)

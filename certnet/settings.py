@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "certnet.core",
     "certnet.accounts",
     "certnet.registry",
+    "certnet.incidents",
     "certnet.web",
 ]
 

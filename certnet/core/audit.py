@@ -46,21 +46,21 @@ def canonical_json(value: Any) -> str:
     )
 
 
-def _without_floats(value: Any) -> Any:
+def without_floats(value: Any) -> Any:
     # Floats do not survive every JSON store identically (PostgreSQL's jsonb rewrites 1e16 as an
     # integer), so they are recorded as text and the hash stays verifiable on every database.
     if isinstance(value, float):
         return repr(value)
     if isinstance(value, dict):
-        return {key: _without_floats(item) for key, item in value.items()}
+        return {key: without_floats(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [_without_floats(item) for item in value]
+        return [without_floats(item) for item in value]
     return value
 
 
 def _normalised(data: Mapping[str, Any]) -> dict[str, Any]:
     # Round-trip through JSON so what is hashed is exactly what the database gives back later.
-    result: dict[str, Any] = json.loads(canonical_json(_without_floats(dict(data))))
+    result: dict[str, Any] = json.loads(canonical_json(without_floats(dict(data))))
     return result
 
 
