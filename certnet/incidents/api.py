@@ -10,7 +10,6 @@ from ninja import Query, Router, Schema, Status
 from ninja.pagination import LimitOffsetPagination, paginate
 
 from certnet.accounts.models import User
-from certnet.accounts.selectors import get_user_by_username
 from certnet.core import clock
 from certnet.core.errors import invalid
 from certnet.incidents import selectors, services
@@ -242,8 +241,7 @@ def triage(request: HttpRequest, report_id: int, payload: TriageIn) -> dict[str,
     elif payload.decision == "merge":
         if payload.incident is None:
             raise invalid("incident", "name the incident to merge into")
-        incident, _ = selectors.access_incident(request.user, payload.incident)
-        services.merge_report(actor=user, report=report, incident=incident)
+        services.merge_report(actor=user, report=report, incident_id=payload.incident)
     elif payload.decision == "reject":
         services.reject_report(actor=user, report=report, reason=payload.reason)
     else:
@@ -261,7 +259,10 @@ def list_incidents(request: HttpRequest, filters: Query[IncidentFilters]) -> Any
     values = filters.model_dump()
     overdue = values.pop("overdue")
     queryset = selectors.filter_incidents(
-        selectors.incidents_for(request.user), overdue_at=clock.now() if overdue else None, **values
+        selectors.incidents_for(request.user),
+        viewer=request.user,
+        overdue_at=clock.now() if overdue else None,
+        **values,
     )
 
     def shape(page: list[Incident]) -> list[dict[str, Any]]:
@@ -339,15 +340,12 @@ def de_escalate(request: HttpRequest, incident_id: int, payload: ReasonIn) -> di
 
 @router.post("/incidents/{incident_id}/assign", response=IncidentDetailOut)
 def assign(request: HttpRequest, incident_id: int, payload: AssignIn) -> dict[str, Any]:
-    assignee = None
-    if payload.assignee:
-        assignee = get_user_by_username(payload.assignee)
-        if assignee is None or not assignee.is_active:
-            raise invalid("assignee", f"no user {payload.assignee!r}")
     return _handle(
         request,
         incident_id,
-        lambda user, incident: services.assign_incident(actor=user, incident=incident, assignee=assignee),
+        lambda user, incident: services.assign_incident(
+            actor=user, incident=incident, assignee_username=payload.assignee
+        ),
     )
 
 

@@ -62,8 +62,10 @@ def certs_above(cert: Organisation, day: dt.date) -> list[Organisation]:
 
 
 def visible_reports(user: UserLike | None) -> QuerySet[Report]:
-    return Report.objects.restrict(user, "view").select_related(
-        "reporting_organisation", "affected_organisation"
+    return (
+        Report.objects.restrict(user, "view")
+        .select_related("reporting_organisation", "affected_organisation")
+        .order_by("-received_at", "-id")
     )
 
 
@@ -96,6 +98,7 @@ def access_incident(user: UserLike | None, incident_id: int) -> tuple[Incident, 
 def filter_incidents(
     queryset: QuerySet[Incident],
     *,
+    viewer: UserLike | None = None,
     status: str | None = None,
     severity_at_least: int | None = None,
     taxonomy: str | None = None,
@@ -109,7 +112,10 @@ def filter_incidents(
     if severity_at_least is not None:
         queryset = queryset.filter(severity__gte=severity_at_least)
     if taxonomy:
-        queryset = queryset.filter(classification_taxonomy=taxonomy)
+        # A stub withholds its classification, so filtering on it must not reveal it either: only
+        # incidents the viewer sees in full can match.
+        full = Incident.objects.restrict(viewer, "view").filter(classification_taxonomy=taxonomy)
+        queryset = queryset.filter(pk__in=full.values("pk"))
     if organisation:
         queryset = queryset.filter(affected_organisation__slug=organisation)
     if handling_cert:
@@ -127,7 +133,7 @@ def queue_order(queryset: QuerySet[Incident]) -> QuerySet[Incident]:
     """Most urgent first: the earliest unmet deadline (overdue ones are the earliest), then severity."""
     from django.db.models import F
 
-    return queryset.order_by(F("next_deadline_at").asc(nulls_last=True), "-severity", "-created_at")
+    return queryset.order_by(F("next_deadline_at").asc(nulls_last=True), "-severity", "-created_at", "-id")
 
 
 def incident_clocks(incident: Incident, now: dt.datetime) -> list[StageState]:

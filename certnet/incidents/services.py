@@ -12,11 +12,12 @@ from typing import Any
 from django.db import transaction
 
 from certnet.accounts.models import User
+from certnet.accounts.selectors import get_user_by_username
 from certnet.core import audit, clock
 from certnet.core.errors import FieldError, Forbidden, IllegalTransition, InvalidInput, NotFound, invalid
 from certnet.core.roles import Role
 from certnet.core.tlp import TLP
-from certnet.core.visibility import can, principal_for
+from certnet.core.visibility import can, may_lower_tlp, principal_for
 from certnet.incidents import selectors
 from certnet.incidents.clocks import load_profiles
 from certnet.incidents.models import (
@@ -39,7 +40,8 @@ ORDINARY_SECTIONS = ["s. 3", "s. 4", "s. 5"]
 
 
 def _require(actor: User, action: str, record: Any, what: str) -> None:
-    if not can(actor, "view", record):
+    # Someone who sees a TLP:RED record as a stub knows it exists: a refusal is then 403, not 404.
+    if not can(actor, "view_stub", record):
         raise NotFound(f"no {what} {record.pk}")
     if not can(actor, action, record):
         raise Forbidden(f"you may not {action} {what} {record.pk}")
@@ -209,6 +211,17 @@ def _named_recipients(
     return users
 
 
+def _incident_tlp(actor: User, report: Report, requested: str | None) -> TLP:
+    """The incident keeps the report's TLP unless raised; lowering it is the owner's decision alone."""
+    current = TLP(report.tlp)
+    tlp = _tlp(requested, current)
+    if current.is_stricter_than(tlp) and not may_lower_tlp(actor, report):
+        raise Forbidden(
+            f"only {report.affected_organisation.slug} may lower the report's TLP from {current.label}"
+        )
+    return tlp
+
+
 # --- triage ---------------------------------------------------------------------------------------
 
 
@@ -246,7 +259,7 @@ def triage_report(*, actor: User, report: Report, data: TriageInput) -> Incident
         classification_taxonomy=taxonomy,
         classification_type=kind,
         severity=severity,
-        tlp=_tlp(data.tlp, TLP(report.tlp)),
+        tlp=_incident_tlp(actor, report, data.tlp),
         affected_organisation=affected,
         cii_system=report.cii_system,
         handling_cert=handler,
@@ -303,9 +316,13 @@ def _involve(incident: Incident, organisations: list[Organisation], day: dt.date
 
 
 @transaction.atomic
-def merge_report(*, actor: User, report: Report, incident: Incident) -> Incident:
+def merge_report(*, actor: User, report: Report, incident_id: int) -> Incident:
     report = Report.objects.select_for_update().get(pk=report.pk)
     _require(actor, "triage", report, "report")
+    # The target is a reference in the request: one the actor cannot see answers like a missing one.
+    incident = selectors.incidents_for(actor).filter(pk=incident_id).first()
+    if incident is None:
+        raise invalid("incident", f"no incident {incident_id}")
     _require(actor, "handle", incident, "incident")
     if report.status != ReportStatus.NEW:
         raise IllegalTransition(f"report {report.pk} is already {report.status}")
@@ -516,10 +533,14 @@ def change_status(*, actor: User, incident: Incident, to_status: str, note: str 
 
 
 @transaction.atomic
-def assign_incident(*, actor: User, incident: Incident, assignee: User | None) -> Incident:
+def assign_incident(*, actor: User, incident: Incident, assignee_username: str | None) -> Incident:
     """Give the incident to a handler of the handling CERT (or of the CERT it is escalated to)."""
     incident = Incident.objects.select_for_update().get(pk=incident.pk)
     _require(actor, "handle", incident, "incident")
+    # Only now, with the right established, is the name resolved: nobody probes for usernames.
+    assignee = get_user_by_username(assignee_username) if assignee_username else None
+    if assignee_username and (assignee is None or not assignee.is_active):
+        raise invalid("assignee", f"no user {assignee_username!r}")
     if assignee is not None:
         teams = {incident.handling_cert_id, incident.escalated_to_id} - {None}
         if not set(principal_for(assignee).orgs_with(Role.HANDLER)) & teams:
@@ -546,9 +567,11 @@ def submit_stage_report(
 ) -> StageReport:
     """The affected organisation files a statutory stage (early warning, notification, final report)."""
     incident = Incident.objects.select_for_update().get(pk=incident.pk)
-    if not can(actor, "view", incident):
+    if not can(actor, "view_stub", incident):
         raise NotFound(f"no incident {incident.pk}")
-    if incident.affected_organisation_id not in principal_for(actor).orgs_with(Role.ANALYST):
+    if not can(actor, "view", incident) or incident.affected_organisation_id not in principal_for(
+        actor
+    ).orgs_with(Role.ANALYST):
         raise Forbidden("stage reports are filed by the affected organisation (analyst or above)")
     profile = load_profiles().get(incident.reporting_profile)
     stages = {spec.slug: spec for spec in profile.stages}
