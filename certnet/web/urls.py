@@ -1,15 +1,16 @@
 from __future__ import annotations
 
-from django.urls import URLPattern, path
+from django.urls import URLPattern, URLResolver, include, path
 
 from certnet.registry import views as registry
 from certnet.web import views
 
-urlpatterns: list[URLPattern] = [
+urlpatterns: list[URLPattern | URLResolver] = [
     path("login/", views.SignInView.as_view(), name="login"),
     path("logout/", views.SignOutView.as_view(), name="logout"),
     path("", registry.framework_tree, name="tree"),
     path("organisations/", registry.organisation_list, name="organisation-list"),
     path("organisations/<slug:slug>/", registry.organisation_detail, name="organisation-detail"),
     path("lookup/", registry.lookup_page, name="lookup"),
+    path("", include("certnet.incidents.urls")),
 ]

@@ -1,0 +1,150 @@
+"""A constituent analyst files an incident report through the form; a Punjab CERT handler finds it
+among the new reports, triages it at severity 4 and lands on the incident, escalated to NCERT, with
+its reporting clocks; an NCERT handler finds it in the national queue — in a real browser, HTMX included."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+
+from certnet.accounts.services import create_user, set_membership
+from certnet.core.audit import SystemActor
+from certnet.core.roles import Role
+from certnet.registry import index, services
+from certnet.registry.framework import load_framework_file
+from certnet.registry.models import Organisation
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+ACTOR = SystemActor("browser-test")
+PASSWORD = "browser-test-password-2026"
+SHOTS = Path(os.environ.get("CERTNET_SCREENSHOT_DIR", tempfile.gettempdir()))
+FORM_SHOT = SHOTS / "certnet-incident-form.png"
+QUEUE_SHOT = SHOTS / "certnet-queue.png"
+INCIDENT_SHOT = SHOTS / "certnet-incident.png"
+FILED_SHOT = SHOTS / "certnet-report-filed.png"
+TRIAGE_SHOT = SHOTS / "certnet-triage.png"
+
+
+@pytest.fixture
+def people() -> None:
+    index.clear_cache()
+    load_framework_file(settings.CERTNET_FRAMEWORK_FILE)
+    services.create_organisation(
+        actor=ACTOR,
+        data=services.OrganisationInput(
+            slug="punjab-safe-city", name="Punjab Safe City Authority", short_name="PSCA",
+            kind="constituent", province="punjab", sector="government", reports_to="punjab-cert",
+            reports_since=dt.date(2025, 2, 1),
+        ),
+    )  # fmt: skip
+    for username, full_name, slug, role in (
+        ("psca.analyst", "Bilal Ahmed", "punjab-safe-city", Role.ANALYST),
+        ("punjab.handler", "Sana Malik", "punjab-cert", Role.HANDLER),
+        ("ncert.handler", "Ayesha Khan", "ncert", Role.HANDLER),
+    ):
+        user = create_user(actor=ACTOR, username=username, password=PASSWORD, full_name=full_name,
+                           check_password_strength=False)  # fmt: skip
+        organisation = Organisation.objects.get(slug=slug)
+        set_membership(actor=ACTOR, user=user, organisation_id=organisation.pk, role=role)
+
+
+def sign_in(page: Any, base: str, username: str) -> None:
+    from playwright.sync_api import expect
+
+    page.context.clear_cookies()
+    page.goto(base + "/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+
+
+@pytest.mark.usefixtures("people")
+def test_report_triage_escalation_and_the_national_queue(live_server: Any, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    base = live_server.url
+
+    # The constituent's analyst files a report from the nav bar.
+    sign_in(page, base, "psca.analyst")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Report an incident").click()
+    expect(page).to_have_url(base + "/incidents/report/")
+    expect(page.locator("#id_reporting_organisation")).to_have_value("punjab-safe-city")
+    page.fill("#id_title", "Ransomware on the camera control servers")
+    page.fill(
+        "#id_description",
+        "Video management servers show a ransom note; recordings of two districts are encrypted.",
+    )
+    page.fill("#id_aware_at", "2026-11-01T08:00")
+    # HTMX narrows the type list to the chosen taxonomy.
+    page.select_option("#id_classification_taxonomy", "malicious-code")
+    expect(page.locator("#id_classification_type optgroup")).to_have_count(0)
+    expect(page.locator("#id_classification_type option")).to_have_count(5)
+    page.select_option("#id_classification_type", "infected-system")
+    page.select_option("#id_severity", "3")
+    page.screenshot(path=FORM_SHOT, full_page=True)
+    page.get_by_role("button", name="Submit report").click()
+    filed = page.get_by_test_id("report-filed")
+    expect(filed).to_contain_text("Your CERT has been told.")
+    expect(filed).to_contain_text("Punjab CERT has the report in its queue")
+    reference = page.get_by_test_id("report-ref").inner_text()
+    assert re.fullmatch(r"R-\d+", reference)
+    page.screenshot(path=FILED_SHOT, full_page=True)
+
+    # Punjab CERT's handler sees it among the new reports and triages it at severity 4.
+    sign_in(page, base, "punjab.handler")
+    page.goto(base + "/incidents/")
+    new_reports = page.get_by_test_id("new-reports")
+    row = new_reports.locator("tr", has_text=reference)
+    expect(row).to_contain_text("Ransomware on the camera control servers")
+    expect(row).to_contain_text("PSCA")
+    row.get_by_role("link", name="Triage").click()
+    expect(page).to_have_url(re.compile(r"/incidents/reports/\d+/#triage$"))
+    triage = page.get_by_test_id("triage-open")
+    expect(triage.locator("#id_classification_taxonomy")).to_have_value("malicious-code")
+    expect(triage.locator("#id_classification_type")).to_have_value("infected-system")
+    triage.locator("#id_severity").select_option("4")
+    page.screenshot(path=TRIAGE_SHOT, full_page=True)
+    triage.get_by_role("button", name="Open incident").click()
+
+    # The incident page: escalated to NCERT by the severity rule, with its clocks.
+    expect(page).to_have_url(re.compile(r"/incidents/\d+/$"))
+    incident_ref = page.get_by_test_id("incident-ref").inner_text()
+    assert re.fullmatch(r"INC-\d+", incident_ref)
+    flash = page.get_by_test_id("flash")
+    expect(flash).to_contain_text(f"Incident {incident_ref} opened from report {reference}")
+    expect(page.get_by_test_id("handling-cert")).to_have_text("Punjab CERT")
+    expect(page.get_by_test_id("escalated-to")).to_have_text("NCERT")
+    expect(page.get_by_test_id("escalations")).to_contain_text("severity 4 is significant")
+    clocks = page.get_by_test_id("clocks")
+    expect(clocks.locator("tbody tr")).to_have_count(3)
+    expect(clocks).to_contain_text("Early warning")
+    expect(clocks).to_contain_text("Incident notification")
+    expect(clocks).to_contain_text("Final report")
+    expect(clocks.locator(".state-overdue")).to_have_count(2)
+    expect(page.locator("#id_status option")).to_have_text(["In progress", "Rejected"])
+    page.screenshot(path=INCIDENT_SHOT, full_page=True)
+
+    # NCERT's handler has it in the national queue; the CERT filter swaps the table through HTMX.
+    sign_in(page, base, "ncert.handler")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Incidents").click()
+    expect(page).to_have_url(base + "/incidents/")
+    page.select_option("select[name=cert]", "ncert")
+    expect(page).to_have_url(re.compile(r"cert=ncert"))
+    rows = page.locator("#incident-table tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text(incident_ref)
+    expect(rows.first).to_contain_text("Ransomware on the camera control servers")
+    expect(rows.first).to_contain_text("4 · Severe")
+    expect(rows.first.locator(".escalated")).to_have_text("NCERT")
+    expect(rows.first).to_have_class(re.compile("row-overdue"))
+    expect(rows.first).to_contain_text("overdue since 2026-11-02 08:00 UTC")
+    page.screenshot(path=QUEUE_SHOT, full_page=True)
