@@ -4,7 +4,6 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-from django.db.models import QuerySet
 from django.http import HttpRequest
 from ninja import Query, Router, Schema, Status
 from ninja.pagination import LimitOffsetPagination, paginate
@@ -12,6 +11,7 @@ from ninja.pagination import LimitOffsetPagination, paginate
 from certnet.accounts.models import User
 from certnet.core import clock
 from certnet.core.errors import invalid
+from certnet.core.pagination import ShapedPage
 from certnet.incidents import selectors, services
 from certnet.incidents.models import Incident, Report
 
@@ -178,20 +178,6 @@ def _incident_out(incident: Incident, full: bool) -> dict[str, Any]:
     return data
 
 
-class _ShapedPage:
-    def __init__(self, queryset: QuerySet[Any], shape: Callable[[list[Any]], list[dict[str, Any]]]) -> None:
-        self.queryset, self.shape = queryset, shape
-
-    def __len__(self) -> int:
-        return self.queryset.count()
-
-    def count(self) -> int:
-        return len(self)
-
-    def __getitem__(self, window: slice) -> list[dict[str, Any]]:
-        return self.shape(list(self.queryset[window]))
-
-
 # --- reports --------------------------------------------------------------------------------------
 
 
@@ -211,7 +197,7 @@ def list_reports(request: HttpRequest, status: str | None = None) -> Any:
     queryset = selectors.visible_reports(request.user)
     if status:
         queryset = queryset.filter(status=status)
-    return _ShapedPage(queryset, lambda page: [_report_out(r) for r in page])
+    return ShapedPage(queryset, lambda page: [_report_out(r) for r in page])
 
 
 @router.get("/reports/{report_id}", response=ReportOut)
@@ -269,7 +255,7 @@ def list_incidents(request: HttpRequest, filters: Query[IncidentFilters]) -> Any
         full = selectors.fully_visible_ids(request.user, [i.pk for i in page])
         return [_incident_out(i, i.pk in full) for i in page]
 
-    return _ShapedPage(selectors.queue_order(queryset), shape)
+    return ShapedPage(selectors.queue_order(queryset), shape)
 
 
 @router.get("/incidents/{incident_id}", response=IncidentDetailOut)

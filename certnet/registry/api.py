@@ -1,7 +1,6 @@
 """Registry endpoints. Thin: parse, call one selector or service, shape the answer."""
 
 import datetime as dt
-from collections.abc import Callable
 from typing import Any
 
 from django.db.models import QuerySet
@@ -11,6 +10,7 @@ from ninja.pagination import LimitOffsetPagination, paginate
 
 from certnet.core import clock
 from certnet.core.errors import NotFound, invalid
+from certnet.core.pagination import ShapedPage
 from certnet.registry import selectors, services
 from certnet.registry.models import (
     AutonomousSystem,
@@ -310,24 +310,7 @@ def list_organisations(request: HttpRequest, filters: Query[OrganisationFilters]
     queryset = selectors.filter_organisations(
         request.user, selectors.visible_organisations(request.user), **filters.model_dump()
     )
-    return _ShapedPage(queryset, lambda page: _organisations_out(request, page))
-
-
-class _ShapedPage:
-    """What pagination slices: the database returns one page, which is then shaped in one batch."""
-
-    def __init__(self, queryset: QuerySet[Any], shape: Callable[[list[Any]], list[dict[str, Any]]]) -> None:
-        self.queryset = queryset
-        self.shape = shape
-
-    def __len__(self) -> int:
-        return self.queryset.count()
-
-    def count(self) -> int:
-        return len(self)
-
-    def __getitem__(self, window: slice) -> list[dict[str, Any]]:
-        return self.shape(list(self.queryset[window]))
+    return ShapedPage(queryset, lambda page: _organisations_out(request, page))
 
 
 @router.post("/organisations", response={201: OrganisationOut}, summary="Register an organisation")
@@ -471,7 +454,7 @@ def list_netblocks(request: HttpRequest, filters: Query[NetblockFilters]) -> Any
         queryset = queryset.filter(family=filters.family)
     if filters.contains:
         queryset = selectors.netblocks_containing(queryset, filters.contains)
-    return _ShapedPage(queryset, lambda page: [_netblock_out(n) for n in page])
+    return ShapedPage(queryset, lambda page: [_netblock_out(n) for n in page])
 
 
 def _netblock_out(n: Netblock) -> dict[str, Any]:
@@ -516,7 +499,7 @@ def _simple_out(record: AutonomousSystem | Domain, schema: type[Schema]) -> dict
 @router.get("/asns", response=list[AsnOut])
 @paginate(LimitOffsetPagination)
 def list_asns(request: HttpRequest, organisation: str | None = None, at: dt.date | None = None) -> Any:
-    return _ShapedPage(
+    return ShapedPage(
         _resources(request, AutonomousSystem, organisation, at),
         lambda page: [_simple_out(r, AsnOut) for r in page],
     )
@@ -532,7 +515,7 @@ def add_asn(request: HttpRequest, slug: str, payload: AsnIn) -> Status[dict[str,
 @router.get("/domains", response=list[DomainOut])
 @paginate(LimitOffsetPagination)
 def list_domains(request: HttpRequest, organisation: str | None = None, at: dt.date | None = None) -> Any:
-    return _ShapedPage(
+    return ShapedPage(
         _resources(request, Domain, organisation, at), lambda page: [_simple_out(r, DomainOut) for r in page]
     )
 
