@@ -27,6 +27,7 @@ from django.db import models
 from django.db.models import Q
 
 from certnet.core import lookups  # noqa: F401 - registers the __in_ids lookup used below
+from certnet.core.errors import Forbidden, NotFound
 from certnet.core.roles import Role
 from certnet.core.tlp import TLP
 
@@ -45,10 +46,13 @@ class Access(enum.IntEnum):
 
 @dataclass(frozen=True)
 class ActionRule:
-    """The least role needed in the owner organisation itself, and in a CERT above it (None: never)."""
+    """The least role needed in the owner organisation itself, and in a CERT above it (None: never).
+    `platform_admins`: whether platform administrators may do it too (not for duties that belong to
+    the owner organisation alone, such as filing its statutory reports)."""
 
     own: Role | None
     chain: Role | None
+    platform_admins: bool = True
 
 
 DEFAULT_ACTION_RULES: Mapping[str, ActionRule] = {
@@ -207,7 +211,9 @@ def may(principal: Principal, action: str, facts: RecordFacts, spec: VisibilityS
     rule = spec.rule(action)
     if access != Access.FULL:
         return False
-    return principal.is_platform_admin or facts.owner_id in principal.may_act_on(rule)
+    if principal.is_platform_admin and rule.platform_admins:
+        return True
+    return facts.owner_id in principal.may_act_on(rule)
 
 
 # --- the rules in SQL: lists -------------------------------------------------------------------
@@ -274,7 +280,7 @@ def restriction(model: type[models.Model], spec: VisibilitySpec, user: UserLike 
         return _view_q(model, spec, principal, stub=True)
     rule = spec.rule(action)
     full_view = _view_q(model, spec, principal, stub=False)
-    if principal.is_platform_admin:
+    if principal.is_platform_admin and rule.platform_admins:
         return full_view
     return full_view & _owner_in(spec, principal.may_act_on(rule))
 
@@ -336,6 +342,18 @@ def facts_of(record: models.Model) -> RecordFacts:
 
 def can(user: UserLike | None, action: str, record: models.Model) -> bool:
     return may(principal_for(user), action, facts_of(record), spec_of(type(record)))
+
+
+def require(user: UserLike | None, action: str, record: models.Model, *, label: str) -> None:
+    """Raise NotFound if the user may not even see a stub of the record (as if it did not exist),
+    Forbidden if they see it but may not do `action` to it. `label` names it in the message."""
+    principal = principal_for(user)
+    facts = facts_of(record)
+    spec = spec_of(type(record))
+    if not may(principal, "view_stub", facts, spec):
+        raise NotFound(f"no {label}")
+    if not may(principal, action, facts, spec):
+        raise Forbidden(f"you may not {action} {label}")
 
 
 def may_lower_tlp(user: UserLike | None, record: models.Model) -> bool:

@@ -20,6 +20,8 @@ REPORT_ACTIONS = {
 INCIDENT_ACTIONS = {
     "change": ActionRule(own=Role.ANALYST, chain=Role.HANDLER),
     "handle": ActionRule(own=None, chain=Role.HANDLER),  # status, assignment, escalation
+    # Statutory stage reports are the affected organisation's own duty, not its CERT's.
+    "file_stage": ActionRule(own=Role.ANALYST, chain=None, platform_admins=False),
     "delete": ActionRule(own=None, chain=Role.ADMIN),
     "share": ActionRule(own=Role.ANALYST, chain=Role.HANDLER),
 }

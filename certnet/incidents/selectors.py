@@ -19,46 +19,43 @@ if TYPE_CHECKING:
 OPEN_STATUSES = (IncidentStatus.TRIAGED, IncidentStatus.IN_PROGRESS, IncidentStatus.CONTAINED)
 
 
+def _next_up(organisation: Organisation, day: dt.date) -> Organisation | None:
+    """Whom `organisation` reports to on `day`. A line that runs through a function (e.g. a CII
+    reporting to the CII-CERT function) leads to whoever holds that function on that day, so moving
+    the function moves the work."""
+    line = (
+        ReportingLine.objects.filter(ReportingLine.in_force_on(day), organisation=organisation)
+        .select_related("parent", "via_function")
+        .first()
+    )
+    if line is None:
+        return None
+    holder = holder_of_function(line.via_function.slug, day) if line.via_function else None
+    return holder or line.parent
+
+
 def handling_cert_for(organisation: Organisation, day: dt.date) -> Organisation | None:
     """The CERT that handles `organisation`'s incidents on `day`: the organisation itself if it is a
-    CERT, else the first CERT up its reporting lines. A line that runs through a function (e.g. a CII
-    reporting to the CII-CERT function) leads to whoever holds that function on that day."""
-    current = organisation
+    CERT, else the first CERT up its reporting lines."""
+    current: Organisation | None = organisation
     seen: set[int] = set()
-    while current.pk not in seen:
+    while current is not None and current.pk not in seen:
         if current.is_cert:
             return current
         seen.add(current.pk)
-        line = (
-            ReportingLine.objects.filter(ReportingLine.in_force_on(day), organisation=current)
-            .select_related("parent", "via_function")
-            .first()
-        )
-        if line is None:
-            return None
-        holder = holder_of_function(line.via_function.slug, day) if line.via_function else None
-        current = holder or line.parent
+        current = _next_up(current, day)
     return None
 
 
 def certs_above(cert: Organisation, day: dt.date) -> list[Organisation]:
-    """The CERTs above a CERT, nearest first (following functions as handling_cert_for does)."""
+    """The CERTs above a CERT, nearest first."""
     chain: list[Organisation] = []
-    current = cert
-    while True:
-        line = (
-            ReportingLine.objects.filter(ReportingLine.in_force_on(day), organisation=current)
-            .select_related("parent", "via_function")
-            .first()
-        )
-        if line is None:
-            return chain
-        holder = holder_of_function(line.via_function.slug, day) if line.via_function else None
-        current = holder or line.parent
-        if current in chain or current == cert:
-            return chain
+    current = _next_up(cert, day)
+    while current is not None and current not in chain and current != cert:
         if current.is_cert:
             chain.append(current)
+        current = _next_up(current, day)
+    return chain
 
 
 def visible_reports(user: UserLike | None) -> QuerySet[Report]:

@@ -14,10 +14,10 @@ from django.db import transaction
 from certnet.accounts.models import User
 from certnet.accounts.selectors import get_user_by_username
 from certnet.core import audit, clock
-from certnet.core.errors import FieldError, Forbidden, IllegalTransition, InvalidInput, NotFound, invalid
+from certnet.core.errors import FieldError, Forbidden, IllegalTransition, InvalidInput, invalid
 from certnet.core.roles import Role
 from certnet.core.tlp import TLP
-from certnet.core.visibility import can, may_lower_tlp, principal_for
+from certnet.core.visibility import may_lower_tlp, principal_for, require
 from certnet.incidents import selectors
 from certnet.incidents.clocks import load_profiles
 from certnet.incidents.models import (
@@ -40,11 +40,7 @@ ORDINARY_SECTIONS = ["s. 3", "s. 4", "s. 5"]
 
 
 def _require(actor: User, action: str, record: Any, what: str) -> None:
-    # Someone who sees a TLP:RED record as a stub knows it exists: a refusal is then 403, not 404.
-    if not can(actor, "view_stub", record):
-        raise NotFound(f"no {what} {record.pk}")
-    if not can(actor, action, record):
-        raise Forbidden(f"you may not {action} {what} {record.pk}")
+    require(actor, action, record, label=f"{what} {record.pk}")
 
 
 def _tlp(value: str | None, default: TLP) -> TLP:
@@ -567,12 +563,7 @@ def submit_stage_report(
 ) -> StageReport:
     """The affected organisation files a statutory stage (early warning, notification, final report)."""
     incident = Incident.objects.select_for_update().get(pk=incident.pk)
-    if not can(actor, "view_stub", incident):
-        raise NotFound(f"no incident {incident.pk}")
-    if not can(actor, "view", incident) or incident.affected_organisation_id not in principal_for(
-        actor
-    ).orgs_with(Role.ANALYST):
-        raise Forbidden("stage reports are filed by the affected organisation (analyst or above)")
+    _require(actor, "file_stage", incident, "incident")
     profile = load_profiles().get(incident.reporting_profile)
     stages = {spec.slug: spec for spec in profile.stages}
     if stage not in stages:

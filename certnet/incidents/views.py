@@ -21,7 +21,6 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_http_methods, require_POST
 
 from certnet.accounts.models import User
@@ -37,6 +36,7 @@ from certnet.incidents.models import Channel, Incident, IncidentStatus, Report, 
 from certnet.incidents.taxonomy import rsit
 from certnet.registry import selectors as registry
 from certnet.registry.models import CERT_KINDS, CIISystem, Organisation
+from certnet.web.rendering import render_page_or_fragment, wants_fragment
 
 # The national cyber incident severity scale (NCISS levels), as the badges and selects name it.
 SEVERITIES: list[tuple[int, str]] = [
@@ -67,19 +67,6 @@ ACTION_FIELDS = ("status", "note", "reason", "assignee", "stage", "summary")
 def _user(request: HttpRequest) -> User:
     """The signed-in user (every page here is behind login_required)."""
     return cast(User, request.user)
-
-
-def _wants_fragment(request: HttpRequest) -> bool:
-    """An HTMX swap (not a history restore, which needs the whole page)."""
-    htmx = getattr(request, "htmx", None)
-    return bool(htmx) and not getattr(htmx, "history_restore_request", False)
-
-
-def _render(request: HttpRequest, page: str, fragment: str, context: dict[str, Any]) -> HttpResponse:
-    template = fragment if _wants_fragment(request) else page
-    response = render(request, template, context)
-    patch_vary_headers(response, ["HX-Request"])
-    return response
 
 
 @dataclass
@@ -328,7 +315,7 @@ def incident_queue(request: HttpRequest) -> HttpResponse:
             registry.visible_organisations(user).filter(kind__in=list(CERT_KINDS)).order_by("name")
         ),
     }
-    if not _wants_fragment(request):
+    if not wants_fragment(request):
         visible = selectors.incidents_for(user)
         reports = list(selectors.visible_reports(user).filter(status=ReportStatus.NEW)[:NEW_REPORTS_SHOWN])
         context.update(
@@ -339,7 +326,7 @@ def incident_queue(request: HttpRequest) -> HttpResponse:
                 visible, open_only=True, severity_at_least=services.SIGNIFICANT_SEVERITY
             ).count(),
         )
-    return _render(request, "incidents/queue.html", "incidents/_queue_table.html", context)
+    return render_page_or_fragment(request, "incidents/queue.html", "incidents/_queue_table.html", context)
 
 
 # --- a report and its triage --------------------------------------------------------------------
@@ -497,7 +484,6 @@ def _incident_context(
     ids = {o.pk for o in related if o is not None}
     order = {status: i for i, status in enumerate(IncidentStatus.values)}
     moves = services.STATUS_MOVES.get(incident.status, set()) - {IncidentStatus.MERGED}
-    analyst_orgs = {o.pk for o in _reporting_organisations(user)}
     context.update(
         clocks=[ClockRow(stage=s, summary=_summary(filed.get(s.slug))) for s in stages],
         profile=load_profiles().get(incident.reporting_profile),
@@ -510,7 +496,7 @@ def _incident_context(
         next_statuses=[
             (status, IncidentStatus(status).label) for status in sorted(moves, key=lambda s: order[s])
         ],
-        may_file_stages=incident.affected_organisation_id in analyst_orgs,
+        may_file_stages=can(user, "file_stage", incident),
         open_stages=[s for s in stages if s.met_at is None],
     )
     return context

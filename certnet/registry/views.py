@@ -17,7 +17,6 @@ from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.utils.cache import patch_vary_headers
 
 from certnet.core import clock
 from certnet.core.errors import DomainError, FieldError, NotFound
@@ -36,6 +35,7 @@ from certnet.registry.models import (
     OrganisationKind,
 )
 from certnet.registry.resources import classify_query
+from certnet.web.rendering import render_page_or_fragment
 
 # Roots of the tree that are not part of the CERT network proper.
 GOVERNANCE_KINDS = frozenset(
@@ -60,20 +60,6 @@ PAGE_SIZE = 50
 
 
 # --- request helpers ----------------------------------------------------------------------------
-
-
-def _wants_fragment(request: HttpRequest) -> bool:
-    """An HTMX swap (not a history restore, which needs the whole page)."""
-    htmx = getattr(request, "htmx", None)
-    return bool(htmx) and not getattr(htmx, "history_restore_request", False)
-
-
-def _render(request: HttpRequest, page: str, fragment: str, context: dict[str, Any]) -> HttpResponse:
-    template = fragment if _wants_fragment(request) else page
-    response = render(request, template, context)
-    # The same URL answers with a page or a fragment: caches must keep them apart.
-    patch_vary_headers(response, ["HX-Request"])
-    return response
 
 
 def _as_of(request: HttpRequest) -> tuple[dt.date, str]:
@@ -181,7 +167,7 @@ def framework_tree(request: HttpRequest) -> HttpResponse:
         "summary": summary,
         "total": sum(counts.values()),
     }
-    return _render(request, "registry/tree.html", "registry/_tree.html", context)
+    return render_page_or_fragment(request, "registry/tree.html", "registry/_tree.html", context)
 
 
 # --- the organisations table -------------------------------------------------------------------
@@ -256,7 +242,9 @@ def organisation_list(request: HttpRequest) -> HttpResponse:
         "sectors": _distinct(visible, "sector"),
         "provinces": _distinct(visible, "province"),
     }
-    return _render(request, "registry/organisation_list.html", "registry/_organisation_table.html", context)
+    return render_page_or_fragment(
+        request, "registry/organisation_list.html", "registry/_organisation_table.html", context
+    )
 
 
 def _distinct(queryset: QuerySet[Organisation], column: str) -> list[str]:
@@ -357,7 +345,7 @@ def lookup_page(request: HttpRequest) -> HttpResponse:
             context["result"] = result
             context["resource"] = _matched_resource(request, kind, result.resource_id)
             context["visible_ids"] = _visible_ids(request, [result.organisation, *result.chain])
-    return _render(request, "registry/lookup.html", "registry/_lookup_result.html", context)
+    return render_page_or_fragment(request, "registry/lookup.html", "registry/_lookup_result.html", context)
 
 
 def _matched_resource(

@@ -216,3 +216,17 @@ def test_sql_and_python_agree(orgs, memberships, admin, active, owner, tlp, is_a
     finally:
         ProbeRecord.objects.all().delete()
         User.objects.filter(username__startswith="probe-").delete()
+
+
+@pytest.mark.django_db
+def test_a_rule_can_exclude_platform_administrators(orgs, people):
+    from certnet.core.visibility import ActionRule, VisibilitySpec
+
+    record = _record(orgs, people, TLP.AMBER)
+    own_duty = VisibilitySpec(
+        owner="owner", actions={"file": ActionRule(own=Role.ANALYST, chain=None, platform_admins=False)}
+    )
+    facts = facts_of(record)
+    assert not may(principal_for(people["platform-admin"]), "file", facts, own_duty)
+    assert may(principal_for(people["alpha-author"]), "file", facts, own_duty)
+    assert not may(principal_for(people["punjab-handler"]), "file", facts, own_duty)

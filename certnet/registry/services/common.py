@@ -14,11 +14,10 @@ from certnet.core.errors import (
     FieldError,
     Forbidden,
     InvalidInput,
-    NotFound,
     invalid,
 )
 from certnet.core.tlp import TLP
-from certnet.core.visibility import can
+from certnet.core.visibility import require
 from certnet.registry.models import (
     Organisation,
 )
@@ -29,10 +28,7 @@ from certnet.registry.models import (
 def _require(actor: Actor, action: str, record: models.Model) -> None:
     if isinstance(actor, SystemActor):
         return
-    if not can(actor, "view", record):  # type: ignore[arg-type]
-        raise NotFound(f"no {record._meta.verbose_name} {record}")
-    if not can(actor, action, record):  # type: ignore[arg-type]
-        raise Forbidden(f"you may not {action} {record._meta.verbose_name} {record}")
+    require(actor, action, record, label=f"{record._meta.verbose_name} {record}")  # type: ignore[arg-type]
 
 
 def _require_manager_above(actor: Actor, organisation: Organisation | None) -> None:
