@@ -54,8 +54,10 @@ INSTALLED_APPS = [
     "certnet.core",
     "certnet.accounts",
     "certnet.registry",
+    "certnet.notifications",
     "certnet.incidents",
     "certnet.web",
+    "huey.contrib.djhuey",
 ]
 
 # The test run adds a probe app whose model exercises every visibility feature.
@@ -161,6 +163,65 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = CERTNET_MAX_REQUEST_BYTES
 CERTNET_TOKEN_DEFAULT_DAYS = int(os.environ.get("CERTNET_TOKEN_DEFAULT_DAYS", "90"))
 CERTNET_FRAMEWORK_FILE = BASE_DIR / "certnet" / "registry" / "framework" / "pakistan.yaml"
 CERTNET_DEMO_FILE = BASE_DIR / "certnet" / "registry" / "framework" / "demo.yaml"
+
+# Evidence files live outside the database, behind Django's storage API, so an S3-compatible store
+# (django-storages) is a settings change. Each file is limited in size; the limit is said in the error.
+CERTNET_EVIDENCE_DIR = Path(os.environ.get("CERTNET_EVIDENCE_DIR", VAR_DIR / "evidence"))
+CERTNET_EVIDENCE_MAX_BYTES = int(os.environ.get("CERTNET_EVIDENCE_MAX_BYTES", str(25 * 1024 * 1024)))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "evidence": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(CERTNET_EVIDENCE_DIR), "file_permissions_mode": 0o600},
+    },
+}
+
+# Outgoing mail: an SMTP relay when CERTNET_SMTP_HOST is set; otherwise messages are written as files
+# under var/outbox so the embedded set-up never fails on a missing relay.
+CERTNET_SMTP_HOST = os.environ.get("CERTNET_SMTP_HOST", "")
+if CERTNET_SMTP_HOST:
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_HOST = CERTNET_SMTP_HOST
+    EMAIL_PORT = int(os.environ.get("CERTNET_SMTP_PORT", "25"))
+    EMAIL_HOST_USER = os.environ.get("CERTNET_SMTP_USER", "")
+    EMAIL_HOST_PASSWORD = os.environ.get("CERTNET_SMTP_PASSWORD", "")
+    EMAIL_USE_TLS = _env_bool("CERTNET_SMTP_STARTTLS", False)
+    EMAIL_TIMEOUT = 20
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    EMAIL_FILE_PATH = str(VAR_DIR / "outbox")
+DEFAULT_FROM_EMAIL = os.environ.get("CERTNET_MAIL_FROM", "certnet@localhost")
+CERTNET_BASE_URL = os.environ.get("CERTNET_BASE_URL", "http://127.0.0.1:8000")
+
+# Incoming mail (`certnet smtpd`): where it listens, the largest message it accepts, and the CERT whose
+# triage queue receives mail whose recipient address is no CERT's incident contact.
+CERTNET_SMTPD_HOST = os.environ.get("CERTNET_SMTPD_HOST", "127.0.0.1")
+CERTNET_SMTPD_PORT = int(os.environ.get("CERTNET_SMTPD_PORT", "2525"))
+CERTNET_MAIL_MAX_BYTES = int(os.environ.get("CERTNET_MAIL_MAX_BYTES", str(30 * 1024 * 1024)))
+CERTNET_MAIL_DEFAULT_CERT = os.environ.get("CERTNET_MAIL_DEFAULT_CERT", "ncert")
+
+# Background jobs (clock sweeps, notification mail). Embedded: Huey on a SQLite file under var/.
+# Production: REDIS_URL, and any number of `certnet run_huey` workers. Tests run tasks in-process.
+REDIS_URL = os.environ.get("REDIS_URL", "")
+_huey_immediate = TESTING or _env_bool("CERTNET_JOBS_IMMEDIATE", False)
+if REDIS_URL:
+    HUEY: dict[str, object] = {
+        "huey_class": "huey.RedisHuey",
+        "name": "certnet",
+        "url": REDIS_URL,
+        "immediate": _huey_immediate,
+    }
+else:
+    HUEY = {
+        "huey_class": "huey.SqliteHuey",
+        "name": "certnet",
+        "filename": str(VAR_DIR / "jobs.sqlite3"),
+        "immediate": _huey_immediate,
+    }
+HUEY["consumer"] = {"workers": int(os.environ.get("CERTNET_JOB_WORKERS", "2")), "worker_type": "thread"}
+# How long before a statutory or service-level deadline its "coming due" notice goes out.
+CERTNET_DUE_SOON_HOURS = int(os.environ.get("CERTNET_DUE_SOON_HOURS", "4"))
 
 LOGGING = {
     "version": 1,

@@ -65,6 +65,13 @@ class Conflict(DomainError):
     title = "Conflict"
 
 
+class TooLarge(DomainError):
+    """A file or message over the configured size limit; the message says the size and the limit."""
+
+    status = 413
+    title = "Too large"
+
+
 class IllegalTransition(Conflict):
     title = "Illegal transition"
 

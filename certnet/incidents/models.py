@@ -72,6 +72,10 @@ class Report(models.Model):
         "Incident", on_delete=models.PROTECT, null=True, blank=True, related_name="reports"
     )
     named_users = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="+")
+    # The handling CERT's own service levels (data/reporting_profiles.yaml, service_levels) are met
+    # when it first acknowledges the report, and when it first responds on the report or its incident.
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    first_response_at = models.DateTimeField(null=True, blank=True)
 
     objects = RestrictedManager()
     visibility = VisibilitySpec(
@@ -224,3 +228,29 @@ class TimelineEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.kind}"
+
+
+# Tasks, comments, evidence, referrals, mail intake and clock alerts live in their own module.
+from certnet.incidents.models_handling import (  # noqa: E402
+    ClockAlert,
+    Comment,
+    CustodyEntry,
+    Evidence,
+    EvidencePackage,
+    InboundMail,
+    InboundMailStatus,
+    Referral,
+    Task,
+)
+
+__all__ = [
+    "ClockAlert",
+    "Comment",
+    "CustodyEntry",
+    "Evidence",
+    "EvidencePackage",
+    "InboundMail",
+    "InboundMailStatus",
+    "Referral",
+    "Task",
+]
