@@ -1,11 +1,15 @@
 """The `certnet` command: certnet's own verbs, plus every Django management command.
 
 certnet setup [--demo]          migrate, load the framework (and demo data)
-certnet serve [--port N]        serve the web UI and API
+certnet serve [--port N]        serve the web UI and API, with the job consumer beside it
+certnet clocks sweep            raise the deadline alerts due now (the job does it every minute)
 certnet load-framework FILE     validate and load a framework file
 certnet lookup IP|ASN|DOMAIN [--at DATE] [--json]
 certnet token create USER       print a new API token for USER
 certnet audit verify            check the audit log's hash chain
+certnet smtpd [--host H] [--port P]   SMTP intake: each message becomes a report or waits for triage
+certnet ingest-mail FILE.eml [--from A] [--to A]   import one message (- reads stdin)
+certnet evidence verify PACKAGE.zip   re-check every hash of an evidence package (exit 1 on any)
 """
 
 from __future__ import annotations

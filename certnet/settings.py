@@ -176,6 +176,17 @@ STORAGES = {
         "OPTIONS": {"location": str(CERTNET_EVIDENCE_DIR), "file_permissions_mode": 0o600},
     },
 }
+# The paths that carry evidence accept bodies up to an evidence file plus its framing: multipart
+# uploads a little more, a JSON report a third more (base64) and the report itself. Everything else
+# stays under CERTNET_MAX_REQUEST_BYTES (certnet.core.middleware). Django's own cap on what it reads
+# into memory must admit the largest of them; the middleware has refused larger bodies by then.
+_EVIDENCE_UPLOAD_BYTES = CERTNET_EVIDENCE_MAX_BYTES + 256 * 1024
+CERTNET_UPLOAD_LIMITS: list[tuple[str, int]] = [
+    (r"/api/v1/(incidents|reports)/\d+/evidence$", _EVIDENCE_UPLOAD_BYTES),
+    (r"/incidents/\d+/evidence/upload/$", _EVIDENCE_UPLOAD_BYTES),
+    (r"/api/v1/reports$", CERTNET_EVIDENCE_MAX_BYTES * 4 // 3 + CERTNET_MAX_REQUEST_BYTES),
+]
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(CERTNET_MAX_REQUEST_BYTES, *(limit for _, limit in CERTNET_UPLOAD_LIMITS))
 
 # Outgoing mail: an SMTP relay when CERTNET_SMTP_HOST is set; otherwise messages are written as files
 # under var/outbox so the embedded set-up never fails on a missing relay.

@@ -1,10 +1,16 @@
 """Refuse oversized request bodies (413) and NUL characters (400) before any view reads them.
 
+Bodies are limited to CERTNET_MAX_REQUEST_BYTES, except on the paths CERTNET_UPLOAD_LIMITS names
+(regular expressions matched from the start of the path, each with its own limit in bytes): those
+carry files, so settings give them room for a file and its encoding. The first pattern that matches
+decides.
+
 NUL has no place in any field certnet stores, and PostgreSQL rejects it in text, so it is refused
 at the door with a message rather than failing deep in a query."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from django.conf import settings
@@ -16,7 +22,7 @@ class RequestSizeLimitMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        limit: int = settings.CERTNET_MAX_REQUEST_BYTES
+        limit = _limit_for(request.path_info)
         declared = request.META.get("CONTENT_LENGTH") or "0"
         try:
             length = int(declared)
@@ -36,6 +42,13 @@ class RequestSizeLimitMiddleware:
             if b"\x00" in body or b"\\u0000" in body:
                 return _problem(400, "Bad request", "the request body contains a NUL character")
         return self.get_response(request)
+
+
+def _limit_for(path: str) -> int:
+    for pattern, limit in getattr(settings, "CERTNET_UPLOAD_LIMITS", ()):
+        if re.match(pattern, path):
+            return int(limit)
+    return int(settings.CERTNET_MAX_REQUEST_BYTES)
 
 
 _TEXT_BODIES = {"application/json", "application/x-www-form-urlencoded", "text/plain"}

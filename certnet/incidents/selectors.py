@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 
 from django.db.models import QuerySet
 
-from certnet.core.errors import NotFound
+from certnet.core.errors import Forbidden, NotFound
 from certnet.incidents.clocks import StageState, evaluate, load_profiles, next_deadline
-from certnet.incidents.models import Incident, IncidentStatus, Report
+from certnet.incidents.models import Comment, Escalation, Incident, IncidentStatus, Report, Task
 from certnet.registry.models import Organisation, ReportingLine
 from certnet.registry.selectors import holder_of_function
 
@@ -90,6 +90,39 @@ def access_incident(user: UserLike | None, incident_id: int) -> tuple[Incident, 
     if incident is None:
         raise NotFound(f"no incident {incident_id}")
     return incident, bool(fully_visible_ids(user, [incident.pk]))
+
+
+def access_incident_in_full(user: UserLike | None, incident_id: int) -> Incident:
+    """The incident, for reading its working records (tasks, comments): NotFound when the user sees
+    not even a stub, Forbidden when they see the stub only."""
+    incident, full = access_incident(user, incident_id)
+    if not full:
+        raise Forbidden(f"incident {incident_id} is TLP:RED and you are not among its named readers")
+    return incident
+
+
+def tasks_of(incident: Incident) -> QuerySet[Task]:
+    """An incident's tasks; the caller has established that the reader sees the incident in full."""
+    return incident.tasks.select_related("owner", "created_by").order_by("created_at", "id")
+
+
+def comments_of(incident: Incident) -> QuerySet[Comment]:
+    """An incident's comments, oldest first; the caller has checked as for tasks_of."""
+    return incident.comments.select_related("author").order_by("created_at", "id")
+
+
+def escalated_incidents(user: UserLike | None) -> QuerySet[Incident]:
+    """Every escalated incident the user sees (as a stub at least), the latest escalation first; for
+    the National CERT, every escalated incident. `escalated_at` is when it last went up."""
+    from django.db.models import F, OuterRef, Subquery
+
+    latest = Escalation.objects.filter(incident=OuterRef("pk"), direction="up").order_by("-at", "-id")
+    return (
+        incidents_for(user)
+        .filter(escalated_to__isnull=False)
+        .annotate(escalated_at=Subquery(latest.values("at")[:1]))
+        .order_by(F("escalated_at").desc(nulls_last=True), "-id")
+    )
 
 
 def filter_incidents(

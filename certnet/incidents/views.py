@@ -33,6 +33,7 @@ from certnet.core.visibility import can
 from certnet.incidents import selectors, services
 from certnet.incidents.clocks import StageState, load_profiles
 from certnet.incidents.models import Channel, Incident, IncidentStatus, Report, ReportStatus, StageReport
+from certnet.incidents.services import service_levels
 from certnet.incidents.taxonomy import rsit
 from certnet.registry import selectors as registry
 from certnet.registry.models import CERT_KINDS, CIISystem, Organisation
@@ -377,6 +378,7 @@ def _report_context(
         "severities": SEVERITIES,
         "tlps": TLP.choices,
         "handler": selectors.handling_cert_for(report.affected_organisation, report.aware_at.date()),
+        "service_levels": service_levels.report_service_levels(report, clock.now()),
         **_taxonomy_context(values.get("classification_taxonomy", "")),
     }
 
@@ -499,6 +501,9 @@ def _incident_context(
         may_file_stages=can(user, "file_stage", incident),
         open_stages=[s for s in stages if s.met_at is None],
     )
+    context["report_service_levels"] = [
+        (r, service_levels.report_service_levels(r, now)) for r in context["reports"]
+    ]
     return context
 
 

@@ -25,8 +25,10 @@ def send_notification_mail(ids: list[int]) -> int:
         body = item.body
         if item.link:
             body = f"{body}\n\n{settings.CERTNET_BASE_URL}{item.link}".strip()
+        # One line: a line break in a title would make the header invalid (Django refuses it).
+        subject = " ".join(f"[certnet] {item.subject}".split())
         try:
-            send_mail(f"[certnet] {item.subject}", body, settings.DEFAULT_FROM_EMAIL, [address])
+            send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [address])
         except OSError as exc:  # smtplib's errors are OSErrors: refused, unreachable, timed out
             Notification.objects.filter(pk=item.pk).update(email_error=f"{type(exc).__name__}: {exc}"[:300])
             failed.append(address)

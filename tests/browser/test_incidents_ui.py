@@ -1,6 +1,11 @@
 """A constituent analyst files an incident report through the form; a Punjab CERT handler finds it
 among the new reports, triages it at severity 4 and lands on the incident, escalated to NCERT, with
-its reporting clocks; an NCERT handler finds it in the national queue — in a real browser, HTMX included."""
+its reporting clocks; an NCERT handler finds it in the national queue and on the escalated view; the
+Punjab handler gives an NCERT handler a task and comments on the incident, and the task shows as
+overdue once its time has passed — in a real browser, HTMX included.
+
+The platform's clock is frozen (the live server runs in this process, so it reads the same clock):
+four days after the incident, both early deadlines are overdue."""
 
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ import pytest
 from django.conf import settings
 
 from certnet.accounts.services import create_user, set_membership
+from certnet.core import clock
 from certnet.core.audit import SystemActor
 from certnet.core.roles import Role
 from certnet.registry import index, services
@@ -31,6 +37,15 @@ QUEUE_SHOT = SHOTS / "certnet-queue.png"
 INCIDENT_SHOT = SHOTS / "certnet-incident.png"
 FILED_SHOT = SHOTS / "certnet-report-filed.png"
 TRIAGE_SHOT = SHOTS / "certnet-triage.png"
+ESCALATED_SHOT = SHOTS / "certnet-escalated.png"
+WORK_SHOT = SHOTS / "certnet-incident-work.png"
+NOW = dt.datetime(2026, 11, 5, 10, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def frozen_clock() -> Any:
+    with clock.frozen_at(NOW):
+        yield
 
 
 @pytest.fixture
@@ -49,6 +64,7 @@ def people() -> None:
         ("psca.analyst", "Bilal Ahmed", "punjab-safe-city", Role.ANALYST),
         ("punjab.handler", "Sana Malik", "punjab-cert", Role.HANDLER),
         ("ncert.handler", "Ayesha Khan", "ncert", Role.HANDLER),
+        ("ncert.responder", "Omar Farooq", "ncert", Role.HANDLER),
     ):
         user = create_user(actor=ACTOR, username=username, password=PASSWORD, full_name=full_name,
                            check_password_strength=False)  # fmt: skip
@@ -67,7 +83,7 @@ def sign_in(page: Any, base: str, username: str) -> None:
     expect(page.get_by_role("button", name="Sign out")).to_be_visible()
 
 
-@pytest.mark.usefixtures("people")
+@pytest.mark.usefixtures("people", "frozen_clock")
 def test_report_triage_escalation_and_the_national_queue(live_server: Any, page: Any) -> None:
     from playwright.sync_api import expect
 
@@ -148,3 +164,86 @@ def test_report_triage_escalation_and_the_national_queue(live_server: Any, page:
     expect(rows.first).to_have_class(re.compile("row-overdue"))
     expect(rows.first).to_contain_text("overdue since 2026-11-02 08:00 UTC")
     page.screenshot(path=QUEUE_SHOT, full_page=True)
+
+    # The escalated view, from the nav bar: every escalated incident, for NCERT every one in the country.
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Escalated").click()
+    expect(page).to_have_url(base + "/incidents/escalated/")
+    rows = page.locator("#escalated-table tbody tr")
+    expect(rows).to_have_count(1)
+    row = rows.first
+    expect(row).to_contain_text(incident_ref)
+    expect(row).to_contain_text("Ransomware on the camera control servers")
+    expect(row).to_contain_text("4 · Severe")
+    expect(row).to_contain_text("PSCA")
+    expect(row).to_contain_text("Punjab CERT")
+    expect(row.locator(".escalated")).to_have_text("NCERT")
+    expect(row).to_contain_text("overdue since 2026-11-02 08:00 UTC")
+    # The severity filter swaps the table through HTMX: nothing at 5, the incident again from 3.
+    page.select_option("#id_escalated_severity", "5")
+    expect(page).to_have_url(re.compile(r"severity=5"))
+    expect(page.locator("#escalated-table")).to_contain_text("No escalated incident you may see matches")
+    page.select_option("#id_escalated_severity", "3")
+    expect(page.locator("#escalated-table tbody tr")).to_have_count(1)
+    page.screenshot(path=ESCALATED_SHOT, full_page=True)
+    page.locator("#escalated-table").get_by_role("link", name=incident_ref).click()
+    expect(page.get_by_test_id("incident-ref")).to_have_text(incident_ref)
+    incident_url = page.url
+
+    # Punjab's handler gives a second NCERT handler a task due tomorrow and comments on the incident.
+    sign_in(page, base, "punjab.handler")
+    page.goto(incident_url)
+    adding = page.get_by_test_id("task-add")
+    expect(adding.locator("#id_task_owner option")).to_have_text(
+        [
+            "Nobody yet",
+            "ncert.handler · Ayesha Khan",
+            "ncert.responder · Omar Farooq",
+            "punjab.handler · Sana Malik",
+        ]
+    )
+    adding.locator("#id_task_title").fill("Image the video management servers")
+    adding.locator("#id_task_owner").select_option("ncert.responder")
+    adding.locator("#id_task_due_at").fill("2026-11-06T09:00")
+    adding.get_by_role("button", name="Add task").click()
+    expect(page).to_have_url(re.compile(r"/incidents/\d+/#tasks$"))
+    expect(page.get_by_test_id("flash")).to_contain_text("Task added: Image the video management servers.")
+    task_row = page.get_by_test_id("tasks").locator("tbody tr[data-task]")
+    expect(task_row).to_have_count(1)
+    expect(task_row).to_contain_text("Image the video management servers")
+    expect(task_row).to_contain_text("ncert.responder")
+    expect(task_row).to_contain_text("2026-11-06 09:00")
+    expect(task_row).not_to_have_class(re.compile("row-overdue"))
+    # A due time already past is refused, beside the field, keeping what was typed.
+    adding = page.get_by_test_id("task-add")
+    adding.locator("#id_task_title").fill("Too late")
+    adding.locator("#id_task_due_at").fill("2026-11-04T09:00")
+    adding.get_by_role("button", name="Add task").click()
+    expect(page.get_by_test_id("form-error")).to_contain_text("The task was not added.")
+    expect(page.locator(".field-error")).to_contain_text("2026-11-04 09:00 UTC is in the past")
+    expect(page.locator("#id_task_title")).to_have_value("Too late")
+    page.goto(incident_url)
+    commenting = page.get_by_test_id("comment-add")
+    commenting.locator("#id_comment_body").fill("Isolated the recorders; imaging starts tonight.")
+    commenting.get_by_role("button", name="Add comment").click()
+    expect(page).to_have_url(re.compile(r"/incidents/\d+/#comment-\d+$"))
+    expect(page.get_by_test_id("flash")).to_contain_text("Comment added.")
+    comments = page.get_by_test_id("comments")
+    expect(comments).to_contain_text("punjab.handler")
+    expect(comments).to_contain_text("Isolated the recorders; imaging starts tonight.")
+    timeline = page.get_by_test_id("timeline")
+    expect(timeline).to_contain_text("task added: Image the video management servers (for ncert.responder")
+    expect(timeline).to_contain_text("commented: Isolated the recorders; imaging starts tonight.")
+
+    # A day later the open task is overdue and highlighted; marked done, it is not.
+    with clock.frozen_at(NOW + dt.timedelta(days=2)):
+        page.goto(incident_url)
+        task_row = page.get_by_test_id("tasks").locator("tbody tr[data-task]")
+        expect(task_row).to_have_class(re.compile("row-overdue"))
+        expect(task_row).to_contain_text("overdue since 2026-11-06 09:00 UTC")
+        page.screenshot(path=WORK_SHOT, full_page=True)
+        task_row.get_by_role("button", name="Done").click()
+        expect(page.get_by_test_id("flash")).to_contain_text("Task done.")
+        task_row = page.get_by_test_id("tasks").locator("tbody tr[data-task]")
+        expect(task_row).not_to_have_class(re.compile("row-overdue"))
+        expect(task_row).to_contain_text("done")
+        expect(task_row.get_by_role("button", name="Reopen")).to_be_visible()

@@ -13,7 +13,9 @@ from certnet.core import clock
 from certnet.core.errors import invalid
 from certnet.core.pagination import ShapedPage
 from certnet.incidents import selectors, services
+from certnet.incidents.api.evidence import AttachmentIn
 from certnet.incidents.models import Incident, Report
+from certnet.incidents.services import evidence
 
 router = Router(tags=["incidents"])
 
@@ -36,6 +38,7 @@ class ReportIn(Schema):
     severity: int | None = None
     tlp: str = "amber"
     named_users: list[str] = []
+    attachments: list[AttachmentIn] = []
 
 
 class ReportOut(Schema):
@@ -184,10 +187,12 @@ def _incident_out(incident: Incident, full: bool) -> dict[str, Any]:
 @router.post(
     "/reports",
     response={201: ReportOut},
-    summary="Report an incident (members of the reporting organisation)",
+    summary="Report an incident (members of the reporting organisation), with files attached as base64",
 )
 def submit_report(request: HttpRequest, payload: ReportIn) -> Status[dict[str, Any]]:
-    report = services.submit_report(actor=request.user, data=services.ReportInput(**payload.model_dump()))  # type: ignore[arg-type]
+    data = services.ReportInput(**payload.model_dump(exclude={"attachments"}))
+    attachments = [evidence.AttachmentInput(**a.model_dump()) for a in payload.attachments]
+    report = evidence.submit_report_with_attachments(actor=request.user, data=data, attachments=attachments)  # type: ignore[arg-type]
     return Status(201, _report_out(report))
 
 

@@ -30,6 +30,7 @@ from certnet.incidents.models import (
     StageReport,
     TimelineEvent,
 )
+from certnet.incidents.services import notices, service_levels
 from certnet.incidents.taxonomy import rsit
 from certnet.registry.models import CIISystem, Organisation
 from certnet.registry.selectors import chain_ids, descendants_of, is_cii_operator
@@ -182,6 +183,7 @@ def submit_report(*, actor: User, data: ReportInput) -> Report:
             "named_users": [u.username for u in named],
         },
     )
+    notices.report_received(report, actor)
     return report
 
 
@@ -273,6 +275,7 @@ def triage_report(*, actor: User, report: Report, data: TriageInput) -> Incident
     _involve(incident, involved, day)
     report.status, report.incident = ReportStatus.TRIAGED, incident
     report.save(update_fields=["status", "incident"])
+    service_levels.mark_acknowledged(report)
     audit.record(
         actor=actor,
         action="incidents.incident.open",
@@ -326,6 +329,7 @@ def merge_report(*, actor: User, report: Report, incident_id: int) -> Incident:
         raise IllegalTransition(f"incident {incident.pk} is {incident.status}; merge into an open incident")
     report.status, report.incident = ReportStatus.MERGED, incident
     report.save(update_fields=["status", "incident"])
+    service_levels.mark_acknowledged(report)
     if report.affected_organisation_id != incident.affected_organisation_id:
         _involve(incident, [report.affected_organisation], report.aware_at.date())
         _auto_escalate(actor, incident, report.aware_at.date())
@@ -355,6 +359,7 @@ def reject_report(*, actor: User, report: Report, reason: str) -> Report:
         raise invalid("reason", "say why the report is rejected")
     report.status = ReportStatus.REJECTED
     report.save(update_fields=["status"])
+    service_levels.mark_report_answered(report)
     audit.record(
         actor=actor,
         action="incidents.report.reject",
@@ -432,6 +437,7 @@ def _escalate(actor: User, incident: Incident, target: Organisation, rule: str, 
         data={"from": source.slug, "to": target.slug, "rule": rule, "reason": reason},
     )
     _timeline(incident, actor, "escalated", f"escalated to {target.display_name}: {reason}", rule=rule)
+    notices.incident_escalated(incident, target, rule, reason, actor)
 
 
 @transaction.atomic
@@ -482,6 +488,7 @@ def de_escalate_incident(*, actor: User, incident: Incident, reason: str) -> Inc
         data={"from": source.slug, "to": target.slug, "reason": reason},
     )
     _timeline(incident, actor, "de-escalated", f"returned to {target.display_name}: {reason}")
+    notices.incident_de_escalated(incident, source, target, reason, actor)
     return incident
 
 
@@ -525,6 +532,8 @@ def change_status(*, actor: User, incident: Incident, to_status: str, note: str 
         data={"from": previous, "to": to_status, "note": note},
     )
     _timeline(incident, actor, "status", f"{previous} → {to_status}" + (f": {note}" if note else ""))
+    if to_status == S.IN_PROGRESS:  # taking the incident up answers the reports that opened it
+        service_levels.mark_first_response(incident, actor)
     return incident
 
 
@@ -554,6 +563,7 @@ def assign_incident(*, actor: User, incident: Incident, assignee_username: str |
         data={"assignee": who},
     )
     _timeline(incident, actor, "assigned", f"assigned to {who}" if who else "unassigned")
+    notices.incident_assigned(incident, actor)
     return incident
 
 

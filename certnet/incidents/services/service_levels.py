@@ -10,7 +10,13 @@ from certnet.accounts.models import User
 from certnet.core import clock
 from certnet.core.roles import Role
 from certnet.core.visibility import principal_for
+from certnet.incidents.clocks import StageState, evaluate, load_profiles
 from certnet.incidents.models import Incident, Report
+
+# The service levels the platform can tell are met, by their slug in the profiles file, and the report
+# field that records the moment. A service level with another slug has no such moment: it is shown as
+# data but never clocked.
+MARKS = {"acknowledge": "acknowledged_at", "first-response": "first_response_at"}
 
 
 def acts_for_handling_side(actor: User, incident: Incident) -> bool:
@@ -52,3 +58,12 @@ def mark_report_answered(report: Report, at: dt.datetime | None = None) -> None:
     if report.first_response_at is None:
         report.first_response_at = moment
         Report.objects.filter(pk=report.pk, first_response_at__isnull=True).update(first_response_at=moment)
+
+
+def report_service_levels(report: Report, now: dt.datetime) -> list[StageState]:
+    """Where the handling CERT stands on each service level of one report (met, met late, due at T,
+    overdue since T), from the moment the report was received."""
+    profile = load_profiles().service_levels
+    met = {slug: getattr(report, field) for slug, field in MARKS.items()}
+    states = evaluate(profile, events={"received": report.received_at}, met=met, now=now)
+    return [state for state in states if state.slug in MARKS]

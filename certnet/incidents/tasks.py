@@ -1,0 +1,21 @@
+"""Background jobs of incidents, found by the Huey consumer (`certnet run_huey`, started by `certnet
+serve` beside the web server): the clock sweep, every minute."""
+
+from __future__ import annotations
+
+import logging
+
+from huey import crontab
+from huey.contrib.djhuey import db_periodic_task, lock_task
+
+from certnet.incidents.services.clocks_sweep import sweep
+
+log = logging.getLogger(__name__)
+
+
+@db_periodic_task(crontab(minute="*"))  # type: ignore[untyped-decorator]
+@lock_task("certnet-clock-sweep")  # type: ignore[untyped-decorator]
+def sweep_clocks() -> None:
+    """One sweep; a run still busy when the next minute starts makes that one skip (the alerts are
+    once-only anyway, the lock only saves the duplicate work)."""
+    log.info("%s", sweep())
