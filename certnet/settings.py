@@ -158,7 +158,6 @@ WHITENOISE_USE_FINDERS = True
 
 # Requests larger than this are refused with 413 before anything reads them.
 CERTNET_MAX_REQUEST_BYTES = int(os.environ.get("CERTNET_MAX_REQUEST_BYTES", str(1024 * 1024)))
-DATA_UPLOAD_MAX_MEMORY_SIZE = CERTNET_MAX_REQUEST_BYTES
 
 CERTNET_TOKEN_DEFAULT_DAYS = int(os.environ.get("CERTNET_TOKEN_DEFAULT_DAYS", "90"))
 CERTNET_FRAMEWORK_FILE = BASE_DIR / "certnet" / "registry" / "framework" / "pakistan.yaml"
@@ -239,4 +238,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("CERTNET_LOG_LEVEL", "WARNING")},
+    # `run_huey` gives the job consumer's logger a handler of its own; without this every line would
+    # also reach the root handler and print twice.
+    "loggers": {"huey": {"handlers": [], "level": "INFO", "propagate": False}},
 }

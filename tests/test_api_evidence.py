@@ -303,7 +303,7 @@ def test_evidence_on_a_report_and_on_the_incident_it_became(world: World) -> Non
     incident = world(P_HANDLER).post(f"/reports/{report}/triage", triage).json()["incident"]
     listed = world(N_HANDLER).get(f"/incidents/{incident}/evidence").json()
     assert [(e["filename"], e["report"], e["incident"]) for e in listed] == [("phish.eml", report, None)] * 5
-    assert all(e["custody_entries"] == 1 for e in listed)
+    assert all(e["custody_entries"] == 2 for e in listed)  # received with the report, attached at triage
 
 
 @pytest.mark.django_db

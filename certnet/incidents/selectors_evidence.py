@@ -18,7 +18,6 @@ from certnet.core.errors import Forbidden, NotFound
 from certnet.core.models import AuditEntry
 from certnet.core.tlp import TLP
 from certnet.core.visibility import can
-from certnet.incidents import selectors
 from certnet.incidents.models import CustodyEntry, Evidence, EvidencePackage, Incident, Referral, Report
 from certnet.registry.models import Organisation, OrganisationKind
 
@@ -48,15 +47,6 @@ def evidence_of_incident(incident: Incident, viewer: UserLike | None) -> QuerySe
     )
     belongs = Q(incident=incident) | via_report | via_mail
     return _with_custody_counts(Evidence.objects.filter(belongs)).order_by("received_at", "id")
-
-
-def access_incident_in_full(user: UserLike | None, incident_id: int) -> Incident:
-    """The incident, for a reader of its working records: 404 for who may not see even its stub,
-    403 for who sees only the stub (TLP:RED, not named)."""
-    incident, full = selectors.access_incident(user, incident_id)
-    if not full:
-        raise Forbidden(f"you may not see the records of incident {incident_id}: it is restricted (TLP:RED)")
-    return incident
 
 
 def _readers_records(evidence: Evidence) -> list[models.Model]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -26,7 +25,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from certnet.accounts.models import User
 from certnet.accounts.selectors import memberships_of
 from certnet.core import clock
-from certnet.core.errors import DomainError, FieldError, InvalidInput, NotFound, invalid
+from certnet.core.errors import DomainError, FieldError, NotFound, invalid
 from certnet.core.roles import Role
 from certnet.core.tlp import TLP
 from certnet.core.visibility import can
@@ -35,6 +34,15 @@ from certnet.incidents.clocks import StageState, load_profiles
 from certnet.incidents.models import Channel, Incident, IncidentStatus, Report, ReportStatus, StageReport
 from certnet.incidents.services import service_levels
 from certnet.incidents.taxonomy import rsit
+from certnet.incidents.webforms import (
+    FormErrors,
+    form_text,
+    form_words,
+    parse_moment,
+    parse_severity,
+    reject_if,
+    signed_in_user,
+)
 from certnet.registry import selectors as registry
 from certnet.registry.models import CERT_KINDS, CIISystem, Organisation
 from certnet.web.rendering import render_page_or_fragment, wants_fragment
@@ -60,75 +68,6 @@ ACTIONS = {
     "stage-report": "Stage report filed",
 }
 ACTION_FIELDS = ("status", "note", "reason", "assignee", "stage", "summary")
-
-
-# --- request helpers ----------------------------------------------------------------------------
-
-
-def _user(request: HttpRequest) -> User:
-    """The signed-in user (every page here is behind login_required)."""
-    return cast(User, request.user)
-
-
-@dataclass
-class FormErrors:
-    """A DomainError laid out for a form: the detail on top, each field's messages beside it."""
-
-    detail: str = ""
-    fields: dict[str, list[str]] | None = None
-    other: list[str] | None = None
-
-    @classmethod
-    def of(cls, exc: DomainError, known: Iterable[str]) -> FormErrors:
-        names = set(known)
-        fields: dict[str, list[str]] = {}
-        other: list[str] = []
-        for error in exc.errors:
-            if error.loc in names:
-                fields.setdefault(error.loc, []).append(error.msg)
-            else:
-                other.append(str(error))
-        return cls(detail=exc.detail, fields=fields, other=other)
-
-
-def _text(data: Mapping[str, Any], name: str) -> str:
-    return str(data.get(name, "")).strip()
-
-
-def _words(raw: str) -> list[str]:
-    """'a, b  c' → ['a', 'b', 'c'] (usernames, slugs)."""
-    return [w for w in re.split(r"[\s,;]+", raw) if w]
-
-
-def _parse_moment(raw: str, loc: str, errors: list[FieldError]) -> dt.datetime | None:
-    """A datetime-local value ('2026-11-01T08:00') read as UTC; an offset, if given, is honoured."""
-    if not raw:
-        return None
-    try:
-        moment = dt.datetime.fromisoformat(raw)
-    except ValueError:
-        errors.append(FieldError(loc, f"{raw!r} is not a date and time (YYYY-MM-DD HH:MM, UTC)"))
-        return None
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=dt.UTC)
-    return moment.astimezone(dt.UTC)
-
-
-def _parse_severity(raw: str, errors: list[FieldError], *, required: bool) -> int | None:
-    if not raw:
-        if required:
-            errors.append(FieldError("severity", "choose a severity level"))
-        return None
-    try:
-        return int(raw)
-    except ValueError:
-        errors.append(FieldError("severity", f"{raw!r} is not a national severity level (0-5)"))
-        return None
-
-
-def _reject_if(errors: list[FieldError], what: str) -> None:
-    if errors:
-        raise InvalidInput(f"{what} is not valid: " + "; ".join(str(e) for e in errors), errors=errors)
 
 
 def _local(moment: dt.datetime | None) -> str:
@@ -173,7 +112,7 @@ def _reporting_organisations(user: User) -> list[Organisation]:
 def _report_form_context(
     request: HttpRequest, values: dict[str, str], errors: FormErrors | None
 ) -> dict[str, Any]:
-    user = _user(request)
+    user = signed_in_user(request)
     reporters = sorted(_reporting_organisations(user), key=lambda o: o.display_name.lower())
     reporter_ids = [o.pk for o in reporters]
     below = list(
@@ -202,7 +141,7 @@ def _report_form_context(
 @login_required
 @require_http_methods(["GET", "POST"])
 def report_form(request: HttpRequest) -> HttpResponse:
-    user = _user(request)
+    user = signed_in_user(request)
     if request.method == "GET":
         reporters = _reporting_organisations(user)
         values = {
@@ -212,15 +151,15 @@ def report_form(request: HttpRequest) -> HttpResponse:
         }
         return render(request, "incidents/report_form.html", _report_form_context(request, values, None))
 
-    values = {name: _text(request.POST, name) for name in REPORT_FIELDS}
+    values = {name: form_text(request.POST, name) for name in REPORT_FIELDS}
     try:
         problems: list[FieldError] = []
-        aware_at = _parse_moment(values["aware_at"], "aware_at", problems)
+        aware_at = parse_moment(values["aware_at"], "aware_at", problems)
         if aware_at is None and not problems:
             problems.append(FieldError("aware_at", "say when you became aware of the incident"))
-        detected_at = _parse_moment(values["detected_at"], "detected_at", problems)
-        severity = _parse_severity(values["severity"], problems, required=False)
-        _reject_if(problems, "the report")
+        detected_at = parse_moment(values["detected_at"], "detected_at", problems)
+        severity = parse_severity(values["severity"], problems, required=False)
+        reject_if(problems, "the report")
         report = services.submit_report(
             actor=user,
             data=services.ReportInput(
@@ -236,7 +175,7 @@ def report_form(request: HttpRequest) -> HttpResponse:
                 severity=severity,
                 tlp=values["tlp"] or TLP.AMBER.value,
                 channel=Channel.WEB,
-                named_users=_words(values["named_users"]),
+                named_users=form_words(values["named_users"]),
             ),
         )
     except DomainError as exc:
@@ -275,7 +214,7 @@ class QueueRow:
 
 @login_required
 def incident_queue(request: HttpRequest) -> HttpResponse:
-    user = _user(request)
+    user = signed_in_user(request)
     params = request.GET
     status, cert = params.get("status", "").strip(), params.get("cert", "").strip()
     severity = params.get("severity", "").strip()
@@ -354,7 +293,7 @@ def _incident_number(raw: str) -> int | None:
 def _report_context(
     request: HttpRequest, report: Report, values: dict[str, str] | None, errors: FormErrors | None
 ) -> dict[str, Any]:
-    user = _user(request)
+    user = signed_in_user(request)
     if values is None:
         values = {
             "classification_taxonomy": report.classification_taxonomy,
@@ -386,7 +325,7 @@ def _report_context(
 @login_required
 @require_http_methods(["GET", "POST"])
 def report_detail(request: HttpRequest, report_id: int) -> HttpResponse:
-    user = _user(request)
+    user = signed_in_user(request)
     try:
         report = selectors.access_report(user, report_id)
     except NotFound as exc:
@@ -394,13 +333,13 @@ def report_detail(request: HttpRequest, report_id: int) -> HttpResponse:
     if request.method == "GET":
         return render(request, "incidents/report_detail.html", _report_context(request, report, None, None))
 
-    values = {name: _text(request.POST, name) for name in TRIAGE_FIELDS}
+    values = {name: form_text(request.POST, name) for name in TRIAGE_FIELDS}
     decision = values["decision"]
     try:
         if decision == "open":
             problems: list[FieldError] = []
-            severity = _parse_severity(values["severity"], problems, required=True)
-            _reject_if(problems, "the triage")
+            severity = parse_severity(values["severity"], problems, required=True)
+            reject_if(problems, "the triage")
             incident = services.triage_report(
                 actor=user,
                 report=report,
@@ -410,7 +349,7 @@ def report_detail(request: HttpRequest, report_id: int) -> HttpResponse:
                     severity=cast(int, severity),
                     title=values["title"] or None,
                     tlp=values["tlp"] or None,
-                    involved_organisations=_words(values["involved_organisations"]),
+                    involved_organisations=form_words(values["involved_organisations"]),
                 ),
             )
             messages.success(request, f"Incident {incident.reference} opened from report R-{report.pk}.")
@@ -459,10 +398,10 @@ def _summary(filed: StageReport | None) -> str:
     return str(filed.content.get("summary", "")) if filed is not None else ""
 
 
-def _incident_context(
+def incident_context(
     request: HttpRequest, incident: Incident, full: bool, failed: tuple[str, FormErrors] | None = None
 ) -> dict[str, Any]:
-    user = _user(request)
+    user = signed_in_user(request)
     context: dict[str, Any] = {
         "incident": incident,
         "full": full,
@@ -470,7 +409,7 @@ def _incident_context(
         "severities": SEVERITIES,
         "failed_action": failed[0] if failed else "",
         "errors": failed[1] if failed else FormErrors(),
-        "values": {name: _text(request.POST, name) for name in ACTION_FIELDS},
+        "values": {name: form_text(request.POST, name) for name in ACTION_FIELDS},
     }
     if not full:
         return context
@@ -513,13 +452,13 @@ def incident_detail(request: HttpRequest, incident_id: int) -> HttpResponse:
         incident, full = selectors.access_incident(request.user, incident_id)
     except NotFound as exc:
         raise Http404(exc.detail) from None
-    return render(request, "incidents/incident_detail.html", _incident_context(request, incident, full))
+    return render(request, "incidents/incident_detail.html", incident_context(request, incident, full))
 
 
 @login_required
 @require_POST
 def incident_action(request: HttpRequest, incident_id: int, action: str) -> HttpResponse:
-    user = _user(request)
+    user = signed_in_user(request)
     if action not in ACTIONS:
         raise Http404(f"no action {action!r}")
     try:
@@ -530,29 +469,32 @@ def incident_action(request: HttpRequest, incident_id: int, action: str) -> Http
     try:
         if action == "status":
             services.change_status(
-                actor=user, incident=incident, to_status=_text(post, "status"), note=_text(post, "note")
+                actor=user,
+                incident=incident,
+                to_status=form_text(post, "status"),
+                note=form_text(post, "note"),
             )
         elif action == "escalate":
-            services.escalate_incident(actor=user, incident=incident, reason=_text(post, "reason"))
+            services.escalate_incident(actor=user, incident=incident, reason=form_text(post, "reason"))
         elif action == "de-escalate":
-            services.de_escalate_incident(actor=user, incident=incident, reason=_text(post, "reason"))
+            services.de_escalate_incident(actor=user, incident=incident, reason=form_text(post, "reason"))
         elif action == "assign":
             services.assign_incident(
-                actor=user, incident=incident, assignee_username=_text(post, "assignee") or None
+                actor=user, incident=incident, assignee_username=form_text(post, "assignee") or None
             )
         else:
-            summary = _text(post, "summary")
+            summary = form_text(post, "summary")
             services.submit_stage_report(
                 actor=user,
                 incident=incident,
-                stage=_text(post, "stage"),
+                stage=form_text(post, "stage"),
                 content={"summary": summary} if summary else {},
             )
     except NotFound as exc:
         raise Http404(exc.detail) from None
     except DomainError as exc:
         incident.refresh_from_db()
-        context = _incident_context(request, incident, full, (action, FormErrors.of(exc, ACTION_FIELDS)))
+        context = incident_context(request, incident, full, (action, FormErrors.of(exc, ACTION_FIELDS)))
         return render(request, "incidents/incident_detail.html", context, status=exc.status)
     messages.success(request, ACTIONS[action] + ".")
     return redirect(reverse("incident-detail", kwargs={"incident_id": incident_id}) + f"#{action}")

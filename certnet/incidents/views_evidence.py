@@ -29,7 +29,7 @@ from certnet.incidents import selectors, selectors_evidence
 from certnet.incidents.models import Incident
 from certnet.incidents.models_handling import EvidenceSource
 from certnet.incidents.services import evidence as services
-from certnet.incidents.views import FormErrors
+from certnet.incidents.webforms import FormErrors
 from certnet.web.rendering import render_page_or_fragment
 
 PAGE = "incidents/_evidence_page.html"
@@ -37,7 +37,7 @@ SECTION = "incidents/_evidence_section.html"
 FIELDS = ("file", "description", "agency", "case_number", "sections", "note", "referral_id")
 
 
-def _user(request: HttpRequest) -> User:
+def signed_in_user(request: HttpRequest) -> User:
     return cast(User, request.user)
 
 
@@ -52,7 +52,7 @@ def _visible(request: HttpRequest, incident_id: int) -> Incident:
 
 def _in_full(request: HttpRequest, incident_id: int) -> Incident:
     try:
-        return selectors_evidence.access_incident_in_full(request.user, incident_id)
+        return selectors.access_incident_in_full(request.user, incident_id)
     except NotFound as exc:
         raise Http404(exc.detail) from None
     except Forbidden as exc:
@@ -65,7 +65,7 @@ def _context(
     failed: tuple[str, FormErrors] | None = None,
     values: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    user = _user(request)
+    user = signed_in_user(request)
     may_handle = can(user, "handle", incident)
     referrals = list(selectors_evidence.referrals_of(incident))
     return {
@@ -119,7 +119,7 @@ def evidence_upload(request: HttpRequest, incident_id: int) -> HttpResponse:
         if upload is None:
             raise invalid("file", "choose a file to add as evidence")
         evidence = services.add_evidence(
-            actor=_user(request),
+            actor=signed_in_user(request),
             incident=incident,
             upload=services.Upload(
                 filename=upload.name or "unnamed",
@@ -141,7 +141,7 @@ def evidence_upload(request: HttpRequest, incident_id: int) -> HttpResponse:
 def evidence_download(request: HttpRequest, evidence_id: int) -> HttpResponseBase:
     try:
         download = services.open_evidence_for_download(
-            actor=_user(request), evidence_id=evidence_id, via="from the web page"
+            actor=signed_in_user(request), evidence_id=evidence_id, via="from the web page"
         )
     except NotFound as exc:
         raise Http404(exc.detail) from None
@@ -173,7 +173,7 @@ def referral_add(request: HttpRequest, incident_id: int) -> HttpResponse:
     values = {name: request.POST.get(name, "").strip() for name in names}
     try:
         referral = services.create_referral(
-            actor=_user(request),
+            actor=signed_in_user(request),
             incident=incident,
             agency=values["agency"],
             sections=_split_sections(values["sections"]),
@@ -196,7 +196,7 @@ def package_export(request: HttpRequest, incident_id: int) -> HttpResponseBase:
         if raw and not raw.isdigit():
             raise invalid("referral_id", f"{raw!r} is not a referral of this incident")
         exported = services.export_package(
-            actor=_user(request), incident=incident, referral_id=int(raw) if raw else None
+            actor=signed_in_user(request), incident=incident, referral_id=int(raw) if raw else None
         )
     except DomainError as exc:
         return _refused(request, incident_id, "package", exc, values)

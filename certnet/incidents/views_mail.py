@@ -23,7 +23,7 @@ from certnet.incidents import selectors_mail
 from certnet.incidents.mailparse import title_of, tlp_in_subject
 from certnet.incidents.models import InboundMail, InboundMailStatus
 from certnet.incidents.services import mail as mail_intake
-from certnet.incidents.views import FormErrors, _text, _words
+from certnet.incidents.webforms import FormErrors, form_text, form_words
 from certnet.registry import selectors as registry
 from certnet.registry.models import Organisation
 
@@ -40,7 +40,7 @@ class MailRow:
     organisations: list[Organisation]
 
 
-def _user(request: HttpRequest) -> User:
+def signed_in_user(request: HttpRequest) -> User:
     return cast(User, request.user)
 
 
@@ -65,7 +65,7 @@ def _may_triage(user: User, mail: InboundMail) -> bool:
 
 @login_required
 def mail_queue(request: HttpRequest) -> HttpResponse:
-    user = _user(request)
+    user = signed_in_user(request)
     status = request.GET.get("status", InboundMailStatus.PENDING).strip()
     if status and status not in InboundMailStatus.values:
         status = InboundMailStatus.PENDING
@@ -95,7 +95,7 @@ def _detail_context(
     failed: tuple[str, FormErrors] | None = None,
     values: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    user = _user(request)
+    user = signed_in_user(request)
     may = _may_triage(user, mail)
     labelled = tlp_in_subject(mail.subject)
     if values is None:
@@ -120,19 +120,19 @@ def _detail_context(
 
 @login_required
 def mail_detail(request: HttpRequest, mail_id: int) -> HttpResponse:
-    mail = _access(_user(request), mail_id)
+    mail = _access(signed_in_user(request), mail_id)
     return render(request, "incidents/mail_detail.html", _detail_context(request, mail))
 
 
 @login_required
 @require_POST
 def mail_action(request: HttpRequest, mail_id: int, action: str) -> HttpResponse:
-    user = _user(request)
+    user = signed_in_user(request)
     if action not in {"accept", "discard"}:
         raise Http404(f"no action {action!r}")
     mail = _access(user, mail_id)
     fields = ACCEPT_FIELDS if action == "accept" else DISCARD_FIELDS
-    values = {name: _text(request.POST, name) for name in fields}
+    values = {name: form_text(request.POST, name) for name in fields}
     try:
         if action == "accept":
             report = mail_intake.accept_mail(
@@ -142,7 +142,7 @@ def mail_action(request: HttpRequest, mail_id: int, action: str) -> HttpResponse
                     organisation=values["organisation"],
                     title=values["title"] or None,
                     tlp=values["tlp"] or None,
-                    named_users=_words(values["named_users"]),
+                    named_users=form_words(values["named_users"]),
                     note=values["note"],
                 ),
             )

@@ -28,16 +28,8 @@ from certnet.core.visibility import can, principal_for
 from certnet.incidents import selectors
 from certnet.incidents.models import Comment, Incident, IncidentStatus
 from certnet.incidents.services import work
-from certnet.incidents.views import (
-    PAGE_SIZE,
-    SEVERITIES,
-    FormErrors,
-    _incident_context,
-    _parse_moment,
-    _reject_if,
-    _text,
-    _user,
-)
+from certnet.incidents.views import PAGE_SIZE, SEVERITIES, incident_context
+from certnet.incidents.webforms import FormErrors, form_text, parse_moment, reject_if, signed_in_user
 from certnet.registry.models import CERT_KINDS, Organisation
 from certnet.web.rendering import render_page_or_fragment
 
@@ -141,29 +133,29 @@ def _refused(
     if isinstance(exc, NotFound):
         raise Http404(exc.detail)
     incident.refresh_from_db()
-    context = _incident_context(request, incident, full, (form, FormErrors.of(exc, WORK_FIELDS)))
-    context["work_values"] = {name: _text(request.POST, name) for name in WORK_FIELDS}
+    context = incident_context(request, incident, full, (form, FormErrors.of(exc, WORK_FIELDS)))
+    context["work_values"] = {name: form_text(request.POST, name) for name in WORK_FIELDS}
     return render(request, "incidents/incident_detail.html", context, status=exc.status)
 
 
 def _due(raw: str, problems: list[FieldError]) -> dt.datetime | None:
-    return _parse_moment(raw, "due_at", problems)
+    return parse_moment(raw, "due_at", problems)
 
 
 @login_required
 @require_POST
 def task_add(request: HttpRequest, incident_id: int) -> HttpResponse:
-    user = _user(request)
+    user = signed_in_user(request)
     incident, full = _incident_or_404(user, incident_id)
     try:
         problems: list[FieldError] = []
-        due_at = _due(_text(request.POST, "due_at"), problems)
-        _reject_if(problems, "the task")
+        due_at = _due(form_text(request.POST, "due_at"), problems)
+        reject_if(problems, "the task")
         task = work.add_task(
             actor=user,
             incident=incident,
-            title=_text(request.POST, "title"),
-            owner_username=_text(request.POST, "owner") or None,
+            title=form_text(request.POST, "title"),
+            owner_username=form_text(request.POST, "owner") or None,
             due_at=due_at,
         )
     except DomainError as exc:
@@ -175,7 +167,7 @@ def task_add(request: HttpRequest, incident_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def task_action(request: HttpRequest, incident_id: int, task_id: int, action: str) -> HttpResponse:
-    user = _user(request)
+    user = signed_in_user(request)
     if action not in TASK_ACTIONS:
         raise Http404(f"no task action {action!r}")
     incident, full = _incident_or_404(user, incident_id)
@@ -186,14 +178,14 @@ def task_action(request: HttpRequest, incident_id: int, task_id: int, action: st
             work.reopen_task(actor=user, incident=incident, task_id=task_id)
         else:
             problems: list[FieldError] = []
-            due_at = _due(_text(request.POST, "due_at"), problems)
-            _reject_if(problems, "the change to the task")
+            due_at = _due(form_text(request.POST, "due_at"), problems)
+            reject_if(problems, "the change to the task")
             work.update_task(
                 actor=user,
                 incident=incident,
                 task_id=task_id,
-                title=_text(request.POST, "title"),
-                owner_username=_text(request.POST, "owner") or None,
+                title=form_text(request.POST, "title"),
+                owner_username=form_text(request.POST, "owner") or None,
                 due_at=due_at,
             )
     except DomainError as exc:
@@ -205,10 +197,10 @@ def task_action(request: HttpRequest, incident_id: int, task_id: int, action: st
 @login_required
 @require_POST
 def comment_add(request: HttpRequest, incident_id: int) -> HttpResponse:
-    user = _user(request)
+    user = signed_in_user(request)
     incident, full = _incident_or_404(user, incident_id)
     try:
-        comment = work.add_comment(actor=user, incident=incident, body=_text(request.POST, "body"))
+        comment = work.add_comment(actor=user, incident=incident, body=form_text(request.POST, "body"))
     except DomainError as exc:
         return _refused(request, incident, full, "comment", exc)
     messages.success(request, "Comment added.")
@@ -227,7 +219,7 @@ class EscalatedRow:
 
 @login_required
 def escalated(request: HttpRequest) -> HttpResponse:
-    user = _user(request)
+    user = signed_in_user(request)
     params = request.GET
     status, severity = params.get("status", "").strip(), params.get("severity", "").strip()
     filters = {"status": status, "severity": severity}

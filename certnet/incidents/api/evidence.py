@@ -139,7 +139,7 @@ ZIP = {"content": {"application/zip": {"schema": {"type": "string", "format": "b
     summary="The incident's evidence files, its reports' included (readers of the whole incident)",
 )
 def list_incident_evidence(request: HttpRequest, incident_id: int) -> list[dict[str, Any]]:
-    incident = selectors_evidence.access_incident_in_full(request.user, incident_id)
+    incident = selectors.access_incident_in_full(request.user, incident_id)
     return [_evidence_out(e) for e in selectors_evidence.evidence_of_incident(incident, request.user)]
 
 
@@ -220,7 +220,7 @@ def download_evidence(request: HttpRequest, evidence_id: int) -> FileResponse:
     summary="The incident's referrals to the investigating agency",
 )
 def list_referrals(request: HttpRequest, incident_id: int) -> list[dict[str, Any]]:
-    incident = selectors_evidence.access_incident_in_full(request.user, incident_id)
+    incident = selectors.access_incident_in_full(request.user, incident_id)
     return [_referral_out(r) for r in selectors_evidence.referrals_of(incident)]
 
 

@@ -31,7 +31,6 @@ from certnet.core.errors import Conflict, FieldError, IllegalTransition, Invalid
 from certnet.core.visibility import require
 from certnet.incidents import packages, selectors_evidence, storage
 from certnet.incidents.models import (
-    CustodyEntry,
     Evidence,
     EvidencePackage,
     InboundMail,
@@ -39,10 +38,10 @@ from certnet.incidents.models import (
     IncidentStatus,
     Referral,
     Report,
-    TimelineEvent,
 )
 from certnet.incidents.models_handling import CustodyAction, EvidenceSource
 from certnet.incidents.services import handling
+from certnet.incidents.services.trail import custody, timeline_event
 
 log = logging.getLogger(__name__)
 
@@ -91,24 +90,6 @@ def bytes_kept_only_if_committed() -> Iterator[None]:
 # --- custody and receipt --------------------------------------------------------------------------
 
 
-def custody(evidence: Evidence, actor: Actor, action: str, detail: str = "") -> CustodyEntry:
-    """One custody entry, also in the audit log so the chain of custody is itself tamper-evident."""
-    entry = CustodyEntry.objects.create(
-        evidence=evidence,
-        at=clock.now(),
-        actor_label=actor.get_username(),
-        action=action,
-        detail=detail[:300],
-    )
-    audit.record(
-        actor=actor,
-        action=f"incidents.evidence.{action}",
-        target=evidence,
-        data={"sha256": evidence.sha256, "detail": entry.detail},
-    )
-    return entry
-
-
 def receive_evidence(
     *,
     actor: Actor,
@@ -155,17 +136,6 @@ def receive_evidence(
             storage.delete_stored(stored.key)
         raise
     return evidence
-
-
-def _timeline(incident: Incident, actor: Actor, kind: str, summary: str, **data: Any) -> None:
-    TimelineEvent.objects.create(
-        incident=incident,
-        at=clock.now(),
-        actor_label=actor.get_username(),
-        kind=kind,
-        summary=summary[:300],
-        data=audit.without_floats(data) if data else {},
-    )
 
 
 # --- adding evidence ------------------------------------------------------------------------------
@@ -232,7 +202,7 @@ def add_evidence(
         on_incident = incident if incident is not None else report.incident if report is not None else None
         if on_incident is not None:
             where = f" to report R-{report.pk}" if report is not None else ""
-            _timeline(
+            timeline_event(
                 on_incident,
                 actor,
                 "evidence",
@@ -406,7 +376,7 @@ def create_referral(
         data={"incident": incident.pk, "agency": chosen.slug, "case_number": case_number, "sections": cited},
     )
     case = f", case {case_number}" if case_number else ""
-    _timeline(
+    timeline_event(
         incident,
         actor,
         "referred",
@@ -600,7 +570,7 @@ def export_package(*, actor: User, incident: Incident, referral_id: int | None =
                     "files": len(built.files),
                 },
             )
-            _timeline(
+            timeline_event(
                 incident,
                 actor,
                 "evidence-package",

@@ -28,9 +28,10 @@ from certnet.incidents.models import (
     Report,
     ReportStatus,
     StageReport,
-    TimelineEvent,
 )
+from certnet.incidents.models_handling import CustodyAction
 from certnet.incidents.services import notices, service_levels
+from certnet.incidents.services.trail import custody, timeline_event
 from certnet.incidents.taxonomy import rsit
 from certnet.registry.models import CIISystem, Organisation
 from certnet.registry.selectors import chain_ids, descendants_of, is_cii_operator
@@ -55,17 +56,6 @@ def _severity(value: int | None, loc: str = "severity") -> int:
     if value is None or not 0 <= value <= 5:
         raise invalid(loc, f"{value!r} is not a national severity level (0 Baseline … 5 Emergency)")
     return value
-
-
-def _timeline(incident: Incident, actor: User, kind: str, summary: str, **data: Any) -> None:
-    TimelineEvent.objects.create(
-        incident=incident,
-        at=clock.now(),
-        actor_label=actor.get_username(),
-        kind=kind,
-        summary=summary[:300],
-        data=audit.without_floats(data) if data else {},
-    )
 
 
 # --- intake ---------------------------------------------------------------------------------------
@@ -147,7 +137,7 @@ def submit_report(*, actor: User, data: ReportInput) -> Report:
         tlp = _tlp(data.tlp, TLP.AMBER)
     except InvalidInput as exc:
         errors.extend(exc.errors)
-    named = _named_recipients(affected, data.named_users, errors)
+    named = named_recipients(affected, data.named_users, errors)
     if tlp == TLP.RED and not named:
         errors.append(
             FieldError("named_users", "a TLP:RED report must name who may read it (e.g. your CERT's handler)")
@@ -187,7 +177,7 @@ def submit_report(*, actor: User, data: ReportInput) -> Report:
     return report
 
 
-def _named_recipients(
+def named_recipients(
     affected: Organisation, usernames: Sequence[str], errors: list[FieldError]
 ) -> list[User]:
     """TLP:RED recipients: people of the affected organisation or of a CERT on its reporting chain."""
@@ -275,6 +265,7 @@ def triage_report(*, actor: User, report: Report, data: TriageInput) -> Incident
     _involve(incident, involved, day)
     report.status, report.incident = ReportStatus.TRIAGED, incident
     report.save(update_fields=["status", "incident"])
+    _evidence_follows(actor, report, incident)
     service_levels.mark_acknowledged(report)
     audit.record(
         actor=actor,
@@ -289,12 +280,20 @@ def triage_report(*, actor: User, report: Report, data: TriageInput) -> Incident
             "profile": profile.slug,
         },
     )
-    _timeline(
+    timeline_event(
         incident, actor, "opened", f"opened from report R-{report.pk}; handled by {handler.display_name}"
     )
     _auto_escalate(actor, incident, day)
     _refresh_deadline(incident)
     return incident
+
+
+def _evidence_follows(actor: User, report: Report, incident: Incident) -> None:
+    """The report's files are now read through the incident too: say so in each file's custody."""
+    for evidence in report.evidence.all():
+        custody(
+            evidence, actor, CustodyAction.ATTACHED, f"report R-{report.pk} is part of {incident.reference}"
+        )
 
 
 def _involved(actor: User, slugs: Sequence[str]) -> list[Organisation]:
@@ -329,6 +328,7 @@ def merge_report(*, actor: User, report: Report, incident_id: int) -> Incident:
         raise IllegalTransition(f"incident {incident.pk} is {incident.status}; merge into an open incident")
     report.status, report.incident = ReportStatus.MERGED, incident
     report.save(update_fields=["status", "incident"])
+    _evidence_follows(actor, report, incident)
     service_levels.mark_acknowledged(report)
     if report.affected_organisation_id != incident.affected_organisation_id:
         _involve(incident, [report.affected_organisation], report.aware_at.date())
@@ -340,7 +340,7 @@ def merge_report(*, actor: User, report: Report, incident_id: int) -> Incident:
         organisation_id=report.affected_organisation_id,
         data={"incident": incident.pk},
     )
-    _timeline(
+    timeline_event(
         incident,
         actor,
         "report-merged",
@@ -436,7 +436,7 @@ def _escalate(actor: User, incident: Incident, target: Organisation, rule: str, 
         organisation_id=incident.affected_organisation_id,
         data={"from": source.slug, "to": target.slug, "rule": rule, "reason": reason},
     )
-    _timeline(incident, actor, "escalated", f"escalated to {target.display_name}: {reason}", rule=rule)
+    timeline_event(incident, actor, "escalated", f"escalated to {target.display_name}: {reason}", rule=rule)
     notices.incident_escalated(incident, target, rule, reason, actor)
 
 
@@ -487,7 +487,7 @@ def de_escalate_incident(*, actor: User, incident: Incident, reason: str) -> Inc
         organisation_id=incident.affected_organisation_id,
         data={"from": source.slug, "to": target.slug, "reason": reason},
     )
-    _timeline(incident, actor, "de-escalated", f"returned to {target.display_name}: {reason}")
+    timeline_event(incident, actor, "de-escalated", f"returned to {target.display_name}: {reason}")
     notices.incident_de_escalated(incident, source, target, reason, actor)
     return incident
 
@@ -531,7 +531,7 @@ def change_status(*, actor: User, incident: Incident, to_status: str, note: str 
         organisation_id=incident.affected_organisation_id,
         data={"from": previous, "to": to_status, "note": note},
     )
-    _timeline(incident, actor, "status", f"{previous} → {to_status}" + (f": {note}" if note else ""))
+    timeline_event(incident, actor, "status", f"{previous} → {to_status}" + (f": {note}" if note else ""))
     if to_status == S.IN_PROGRESS:  # taking the incident up answers the reports that opened it
         service_levels.mark_first_response(incident, actor)
     return incident
@@ -562,7 +562,7 @@ def assign_incident(*, actor: User, incident: Incident, assignee_username: str |
         organisation_id=incident.affected_organisation_id,
         data={"assignee": who},
     )
-    _timeline(incident, actor, "assigned", f"assigned to {who}" if who else "unassigned")
+    timeline_event(incident, actor, "assigned", f"assigned to {who}" if who else "unassigned")
     notices.incident_assigned(incident, actor)
     return incident
 
@@ -595,7 +595,7 @@ def submit_stage_report(
         organisation_id=incident.affected_organisation_id,
         data={"incident": incident.pk, "stage": stage},
     )
-    _timeline(incident, actor, "stage-report", f"{stages[stage].name} filed")
+    timeline_event(incident, actor, "stage-report", f"{stages[stage].name} filed")
     return filed
 
 

@@ -38,8 +38,10 @@ from certnet.incidents import mailparse, selectors_mail, storage
 from certnet.incidents.mailparse import ParsedMail
 from certnet.incidents.models import Channel, Evidence, InboundMail, InboundMailStatus, Report
 from certnet.incidents.models_handling import CustodyAction, EvidenceSource
-from certnet.incidents.services.evidence import bytes_kept_only_if_committed, custody, receive_evidence
-from certnet.incidents.services.handling import _named_recipients
+from certnet.incidents.services import notices
+from certnet.incidents.services.evidence import bytes_kept_only_if_committed, receive_evidence
+from certnet.incidents.services.handling import named_recipients
+from certnet.incidents.services.trail import custody
 from certnet.registry.models import Organisation
 from certnet.registry.selectors import descendants_of
 
@@ -247,7 +249,7 @@ def _record(
         },
     )
     if report is not None:
-        _audit_report(actor, report, mail)
+        _record_new_report(actor, report, mail)
     return IngestResult(mail=mail, report=report, created=True, evidence=evidence, hold_reason=hold_reason)
 
 
@@ -273,7 +275,9 @@ def _create_report(
     )
 
 
-def _audit_report(actor: Actor, report: Report, mail: InboundMail) -> None:
+def _record_new_report(actor: Actor, report: Report, mail: InboundMail) -> None:
+    """Audit the new report and tell its handling CERT, as for a report filed on the web."""
+    notices.report_received(report, actor if isinstance(actor, User) else None)
     audit.record(
         actor=actor,
         action="incidents.report.submit",
@@ -342,7 +346,7 @@ def accept_mail(*, actor: User, mail: InboundMail, data: AcceptInput) -> Report:
     named: list[User] = []
     if organisation is not None and not errors:
         wanted = list(data.named_users) or ([actor.username] if tlp == TLP.RED else [])
-        named = _named_recipients(organisation, wanted, errors)
+        named = named_recipients(organisation, wanted, errors)
     if errors or organisation is None:
         raise InvalidInput("the mail cannot be accepted: " + "; ".join(str(e) for e in errors), errors=errors)
     report = _create_report(
@@ -375,7 +379,7 @@ def accept_mail(*, actor: User, mail: InboundMail, data: AcceptInput) -> Report:
             "note": mail.decision_note,
         },
     )
-    _audit_report(actor, report, mail)
+    _record_new_report(actor, report, mail)
     return report
 
 

@@ -32,8 +32,8 @@ from certnet.core.tlp import TLP
 from certnet.core.visibility import can, principal_for, require
 from certnet.incidents.models import Comment, Incident, Task
 from certnet.incidents.services.handling import STATUS_MOVES
-from certnet.incidents.services.handling import _timeline as timeline
 from certnet.incidents.services.service_levels import mark_first_response
+from certnet.incidents.services.trail import timeline_event as timeline
 from certnet.notifications.services import notify
 
 TITLE_MAX = 200  # Task.title

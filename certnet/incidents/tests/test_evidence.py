@@ -275,7 +275,9 @@ def test_a_reports_files_show_on_the_incident_it_became_part_of(people) -> None:
     other = open_incident(people)
     ev.add_evidence(actor=people["punjab"], incident=other, upload=upload("elsewhere.txt", b"e"))
     listed = list(evidence_of_incident(incident, people["ncert"]))
-    assert [(e.pk, e.custody_count) for e in listed] == [(first.pk, 1), (own.pk, 1)]  # type: ignore[attr-defined]
+    # The report's file was received, then attached to the incident at triage.
+    assert [(e.pk, e.custody_count) for e in listed] == [(first.pk, 2), (own.pk, 1)]  # type: ignore[attr-defined]
+    assert [c.action for c in first.custody.all()] == ["received", "attached"]
     # The National CERT never saw the report as such, but reads the incident, so it reads its files.
     got = ev.open_evidence_for_download(actor=people["ncert"], evidence_id=first.pk)
     got.file.close()
@@ -435,6 +437,7 @@ def test_export_packs_files_manifest_custody_and_timeline_and_records_the_manife
     # The custody log in the package includes this very export, and the manifest vouches for it.
     assert [(c["evidence_id"], c["action"]) for c in custody] == [
         (files[0].pk, "received"),
+        (files[0].pk, "attached"),  # it came with the report, attached when the report was triaged
         (files[1].pk, "received"),
         (files[0].pk, "exported"),
         (files[1].pk, "exported"),
