@@ -118,6 +118,24 @@ def test_significant_severity_escalates_to_the_national_cert(world):
 
 
 @pytest.mark.django_db
+def test_the_tier_filter_finds_incidents_where_they_sit(world):
+    _, _, c = world
+    provincial = triage(c["punjab"], report(c["lahore"], "lahore").json()["id"]).json()["incident"]
+    national = triage(c["punjab"], report(c["lahore"], "lahore").json()["id"], severity=4).json()["incident"]
+
+    def ids(tier):
+        return sorted(i["id"] for i in c["ncert"].get("/incidents", tier=tier).json()["items"])
+
+    # An escalated incident sits at both tiers: its provincial CERT still handles it.
+    assert ids("provincial") == sorted([provincial, national])
+    assert ids("national") == [national]
+    assert ids("sectoral") == []
+    refused = c["ncert"].get("/incidents", tier="global")
+    assert refused.status_code == 422
+    assert "'global' is not a tier; use one of national, provincial, sectoral, organisational" in refused.text
+
+
+@pytest.mark.django_db
 def test_a_cii_incident_is_handled_by_the_holder_of_the_cii_cert_function(world):
     _, _, c = world
     report_id = report(c["nadra"], "nadra").json()["id"]

@@ -5,17 +5,24 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
-from django.db.models import QuerySet
+from django.db.models import F, OuterRef, Q, QuerySet, Subquery
 
-from certnet.core.errors import Forbidden, NotFound
+from certnet.core.errors import Forbidden, NotFound, invalid
 from certnet.incidents.clocks import StageState, evaluate, load_profiles, next_deadline
 from certnet.incidents.models import Comment, Escalation, Incident, IncidentStatus, Report, Task
-from certnet.registry.models import Organisation, ReportingLine
+from certnet.registry.models import Organisation, OrganisationKind, ReportingLine
 from certnet.registry.selectors import holder_of_function
 
 if TYPE_CHECKING:
     from certnet.core.visibility import UserLike
 
+# The tiers of the CERT network, as the `tier` filter names them, and the organisation kind of each.
+TIERS = {
+    "national": OrganisationKind.NATIONAL_CERT,
+    "provincial": OrganisationKind.PROVINCIAL_CERT,
+    "sectoral": OrganisationKind.SECTORAL_CERT,
+    "organisational": OrganisationKind.ORGANISATIONAL_CERT,
+}
 OPEN_STATUSES = (IncidentStatus.TRIAGED, IncidentStatus.IN_PROGRESS, IncidentStatus.CONTAINED)
 
 
@@ -114,7 +121,6 @@ def comments_of(incident: Incident) -> QuerySet[Comment]:
 def escalated_incidents(user: UserLike | None) -> QuerySet[Incident]:
     """Every escalated incident the user sees (as a stub at least), the latest escalation first; for
     the National CERT, every escalated incident. `escalated_at` is when it last went up."""
-    from django.db.models import F, OuterRef, Subquery
 
     latest = Escalation.objects.filter(incident=OuterRef("pk"), direction="up").order_by("-at", "-id")
     return (
@@ -134,9 +140,16 @@ def filter_incidents(
     taxonomy: str | None = None,
     organisation: str | None = None,
     handling_cert: str | None = None,
+    tier: str | None = None,
     open_only: bool = False,
     overdue_at: dt.datetime | None = None,
 ) -> QuerySet[Incident]:
+    if tier:
+        kind = TIERS.get(tier)
+        if kind is None:
+            raise invalid("tier", f"{tier!r} is not a tier; use one of {', '.join(TIERS)}")
+        # An incident sits at a tier when the CERT handling it, or the one it was escalated to, is there.
+        queryset = queryset.filter(Q(handling_cert__kind=kind) | Q(escalated_to__kind=kind))
     if status:
         queryset = queryset.filter(status=status)
     if severity_at_least is not None:
@@ -161,7 +174,6 @@ def filter_incidents(
 
 def queue_order(queryset: QuerySet[Incident]) -> QuerySet[Incident]:
     """Most urgent first: the earliest unmet deadline (overdue ones are the earliest), then severity."""
-    from django.db.models import F
 
     return queryset.order_by(F("next_deadline_at").asc(nulls_last=True), "-severity", "-created_at", "-id")
 

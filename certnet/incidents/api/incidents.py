@@ -5,7 +5,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.http import HttpRequest
-from ninja import Query, Router, Schema, Status
+from ninja import Field, Query, Router, Schema, Status
 from ninja.pagination import LimitOffsetPagination, paginate
 
 from certnet.accounts.models import User
@@ -113,6 +113,7 @@ class IncidentFilters(Schema):
     taxonomy: str | None = None
     organisation: str | None = None
     handling_cert: str | None = None
+    tier: str | None = Field(None, description="national, provincial, sectoral or organisational")
     open_only: bool = False
     overdue: bool = False
 
