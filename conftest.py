@@ -26,6 +26,13 @@ def _fresh_registry_index() -> None:
     index.clear_cache()
 
 
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings: Any) -> None:
+    # Argon2 is slow on purpose (tens of ms a user); the tests' users' passwords are never the point.
+    # tests/test_project.py checks that the shipped settings hash with Argon2.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def framework(db: Any) -> dict[str, Organisation]:
     """The real Pakistan framework file, loaded; organisations by slug."""

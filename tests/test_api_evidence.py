@@ -105,11 +105,6 @@ RED_STUB = {
 
 
 @pytest.fixture(autouse=True)
-def _fast_passwords(settings: Any) -> None:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture(autouse=True)
 def evidence_dir(settings: Any, tmp_path: Path) -> Path:
     directory = tmp_path / "evidence"
     settings.CERTNET_EVIDENCE_DIR = directory

@@ -73,12 +73,6 @@ PEOPLE: dict[str, tuple[str, Role] | None] = {
 D = dt.date
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings: Any) -> None:
-    # Argon2 costs ~50 ms a user; these tests create a dozen users each.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @dataclass
 class World:
     orgs: dict[str, Organisation]

@@ -121,8 +121,6 @@ def build_mail_world(
         ("karachi", "general", SHARED.upper()),
     ]:
         registry.add_contact(actor=SYSTEM, organisation=orgs[slug], kind=kind, email=email)
-    # Argon2 is deliberately slow; these users' passwords are never the point here.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     people = {
         "punjab": make_user(orgs["punjab-cert"], Role.HANDLER, username="punjab.handler"),
         "punjab-viewer": make_user(orgs["punjab-cert"], Role.VIEWER, username="punjab.viewer"),
