@@ -21,7 +21,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from django.db import models
 from django.db.models import Q
@@ -233,22 +233,33 @@ def _owner_in(spec: VisibilitySpec, org_ids: frozenset[int]) -> Q:
     return Q(**{_ids_path(spec.owner): org_ids})
 
 
+def _linked_to(model: type[models.Model], path: str, suffix: str, value: Any) -> Q:
+    """Records whose `path` relation leads to `value`, as a `pk IN (subquery)`. A many-to-many field
+    of the model itself is read from its link table alone: joining back to the model's own table
+    made PostgreSQL probe it once per linked record (thousands of probes on a large table)."""
+    field = model._meta.get_field(path) if "__" not in path else None
+    if isinstance(field, models.ManyToManyField):
+        through = cast("type[models.Model]", field.remote_field.through)
+        links = through._default_manager.filter(**{f"{field.m2m_reverse_field_name()}__{suffix}": value})
+        return Q(pk__in=links.values(field.m2m_field_name()))
+    related = model._default_manager.filter(**{f"{path}__{suffix}": value})
+    return Q(pk__in=related.values("pk"))
+
+
 def _personally_named_q(model: type[models.Model], spec: VisibilitySpec, user_id: int) -> Q:
     q = Q(pk__in=[])
     if spec.author:
         q |= Q(**{_lookup(spec.author, "id"): user_id})
     if spec.named_users:
         # A subquery, not a join, so a record with several named users is still returned once.
-        named = model._default_manager.filter(**{_lookup(spec.named_users, "id"): user_id})
-        q |= Q(pk__in=named.values("pk"))
+        q |= _linked_to(model, spec.named_users, "id", user_id)
     return q
 
 
 def _shared_q(model: type[models.Model], spec: VisibilitySpec, org_ids: frozenset[int]) -> Q:
     if not spec.shared_with or not org_ids:
         return Q(pk__in=[])
-    shared = model._default_manager.filter(**{_ids_path(spec.shared_with): org_ids})
-    return Q(pk__in=shared.values("pk"))
+    return _linked_to(model, spec.shared_with, "id__in_ids", org_ids)
 
 
 def _view_q(model: type[models.Model], spec: VisibilitySpec, principal: Principal, *, stub: bool) -> Q:

@@ -167,6 +167,22 @@ class Incident(models.Model):
             models.Index(fields=["handling_cert", "status"]),
             models.Index(fields=["escalated_to", "status"]),
             models.Index(fields=["severity"]),
+            # The open queue in queue order, carrying the columns the visibility rules test, so open
+            # and overdue pages and their counters read this small index alone (6 MB at a million
+            # incidents, of which some 80,000 open). Key columns, not INCLUDE, so SQLite takes it too.
+            models.Index(
+                fields=[
+                    "next_deadline_at",
+                    "-severity",
+                    "-created_at",
+                    "-id",
+                    "tlp",
+                    "affected_organisation",
+                    "created_by",
+                ],
+                name="incident_open_queue_idx",
+                condition=models.Q(status__in=["triaged", "in-progress", "contained"]),
+            ),
         ]
 
     def __str__(self) -> str:

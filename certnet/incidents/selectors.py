@@ -83,8 +83,13 @@ def access_report(user: UserLike | None, report_id: int) -> Report:
 def incidents_for(user: UserLike | None) -> QuerySet[Incident]:
     """Every incident the user may see at least as a stub (TLP:RED not named)."""
     return Incident.objects.restrict(user, "view_stub").select_related(
-        "affected_organisation", "handling_cert", "escalated_to"
+        "affected_organisation", "handling_cert", "escalated_to", "assignee"
     )
+
+
+def triageable_report_ids(user: UserLike | None, ids: list[int]) -> set[int]:
+    """Which of these reports the user may triage, in one query."""
+    return set(Report.objects.restrict(user, "triage").filter(pk__in=ids).values_list("pk", flat=True))
 
 
 def fully_visible_ids(user: UserLike | None, ids: list[int]) -> set[int]:
@@ -174,7 +179,6 @@ def filter_incidents(
 
 def queue_order(queryset: QuerySet[Incident]) -> QuerySet[Incident]:
     """Most urgent first: the earliest unmet deadline (overdue ones are the earliest), then severity."""
-
     return queryset.order_by(F("next_deadline_at").asc(nulls_last=True), "-severity", "-created_at", "-id")
 
 

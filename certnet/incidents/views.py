@@ -16,7 +16,6 @@ from typing import Any, cast
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -26,6 +25,7 @@ from certnet.accounts.models import User
 from certnet.accounts.selectors import memberships_of
 from certnet.core import clock
 from certnet.core.errors import DomainError, FieldError, NotFound, invalid
+from certnet.core.pagination import CappedPaginator
 from certnet.core.roles import Role
 from certnet.core.tlp import TLP
 from certnet.core.visibility import can
@@ -232,7 +232,7 @@ def incident_queue(request: HttpRequest) -> HttpResponse:
             overdue_at=now if overdue else None,
         )
     )
-    page = Paginator(queryset, PAGE_SIZE).get_page(params.get("page"))
+    page = CappedPaginator(queryset, PAGE_SIZE).get_page(params.get("page"))
     incidents: list[Incident] = list(page.object_list)
     full = selectors.fully_visible_ids(user, [i.pk for i in incidents])
     rows = [
@@ -258,8 +258,9 @@ def incident_queue(request: HttpRequest) -> HttpResponse:
     if not wants_fragment(request):
         visible = selectors.incidents_for(user)
         reports = list(selectors.visible_reports(user).filter(status=ReportStatus.NEW)[:NEW_REPORTS_SHOWN])
+        triageable = selectors.triageable_report_ids(user, [r.pk for r in reports])
         context.update(
-            new_reports=[(r, can(user, "triage", r)) for r in reports],
+            new_reports=[(r, r.pk in triageable) for r in reports],
             open_count=selectors.filter_incidents(visible, open_only=True).count(),
             overdue_count=selectors.filter_incidents(visible, overdue_at=now).count(),
             significant_count=selectors.filter_incidents(

@@ -14,7 +14,6 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -23,6 +22,7 @@ from django.views.decorators.http import require_POST
 from certnet.accounts.models import User
 from certnet.core import clock
 from certnet.core.errors import DomainError, FieldError, NotFound
+from certnet.core.pagination import CappedPaginator
 from certnet.core.roles import Role
 from certnet.core.visibility import can, principal_for
 from certnet.incidents import selectors
@@ -228,7 +228,7 @@ def escalated(request: HttpRequest) -> HttpResponse:
         status=status or None,
         severity_at_least=int(severity) if severity.isdigit() else None,
     )
-    page = Paginator(queryset, PAGE_SIZE).get_page(params.get("page"))
+    page = CappedPaginator(queryset, PAGE_SIZE).get_page(params.get("page"))
     incidents: list[Incident] = list(page.object_list)
     full = selectors.fully_visible_ids(user, [i.pk for i in incidents])
     now = clock.now()
