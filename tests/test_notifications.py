@@ -174,9 +174,13 @@ def test_a_title_with_a_line_break_still_makes_a_valid_mail(
 
 
 @pytest.mark.django_db
-def test_the_api_lists_only_the_callers_own_notifications(world: World, api_as: Any) -> None:
-    world.report()
-    world.incident(world.report(), severity=4)
+def test_the_api_lists_only_the_callers_own_notifications(
+    world: World, api_as: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    # A new report is announced by a job queued when its transaction commits.
+    with django_capture_on_commit_callbacks(execute=True):
+        world.report()
+        world.incident(world.report(), severity=4)
     anonymous = api_as(None)
     assert anonymous.get("/notifications").status_code == 401
     assert anonymous.post("/notifications/read", {}).status_code == 401
@@ -209,8 +213,11 @@ def test_the_api_lists_only_the_callers_own_notifications(world: World, api_as: 
 
 
 @pytest.mark.django_db
-def test_the_page_lists_ones_own_notifications_and_marks_them_read(world: World) -> None:
-    report = world.report()
+def test_the_page_lists_ones_own_notifications_and_marks_them_read(
+    world: World, django_capture_on_commit_callbacks: Any
+) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        report = world.report()
     assert Client().get("/notifications/").status_code == 302  # sign in first
 
     client = Client()

@@ -155,9 +155,10 @@ def record(
     entry = AuditEntry.objects.create(hash=entry_hash, **fields)
     head.seq, head.hash = seq, entry_hash
     head.save(update_fields=["seq", "hash"])
-    AuditMark.objects.update_or_create(
-        topic=target._meta.app_label, defaults={"seq": seq, "hash": entry_hash}
-    )
+    # One UPDATE in the usual case; the head's row lock above serialises the rare first CREATE.
+    topic = target._meta.app_label
+    if not AuditMark.objects.filter(topic=topic).update(seq=seq, hash=entry_hash):
+        AuditMark.objects.create(topic=topic, seq=seq, hash=entry_hash)
     return entry
 
 

@@ -1,5 +1,6 @@
 """Background jobs of incidents, found by the Huey consumer (`certnet run_huey`, started by `certnet
-serve` beside the web server): the clock sweep, every minute."""
+serve` beside the web server): the clock sweep, every minute, and the jobs services hand off after
+commit (certnet.incidents.jobs)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ import logging
 from huey import crontab
 from huey.contrib.djhuey import db_periodic_task, lock_task
 
+from certnet.incidents.jobs import announce_new_report
 from certnet.incidents.services.clocks_sweep import sweep
+
+__all__ = ["announce_new_report", "sweep_clocks"]
 
 log = logging.getLogger(__name__)
 

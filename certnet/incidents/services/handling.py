@@ -18,7 +18,7 @@ from certnet.core.errors import FieldError, Forbidden, IllegalTransition, Invali
 from certnet.core.roles import Role
 from certnet.core.tlp import TLP
 from certnet.core.visibility import may_lower_tlp, principal_for, require
-from certnet.incidents import selectors
+from certnet.incidents import jobs, selectors
 from certnet.incidents.clocks import load_profiles
 from certnet.incidents.models import (
     Channel,
@@ -160,7 +160,8 @@ def submit_report(*, actor: User, data: ReportInput) -> Report:
         received_at=now,
         tlp=tlp,
     )
-    report.named_users.set(named)
+    if named:  # a new report has none to clear
+        report.named_users.set(named)
     audit.record(
         actor=actor,
         action="incidents.report.submit",
@@ -173,7 +174,7 @@ def submit_report(*, actor: User, data: ReportInput) -> Report:
             "named_users": [u.username for u in named],
         },
     )
-    notices.report_received(report, actor)
+    jobs.announce_after_commit(report, actor)
     return report
 
 

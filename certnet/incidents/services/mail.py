@@ -34,11 +34,10 @@ from certnet.core.audit import Actor, SystemActor
 from certnet.core.errors import FieldError, IllegalTransition, InvalidInput, TooLarge, invalid
 from certnet.core.tlp import TLP
 from certnet.core.visibility import require
-from certnet.incidents import mailparse, selectors_mail, storage
+from certnet.incidents import jobs, mailparse, selectors_mail, storage
 from certnet.incidents.mailparse import ParsedMail
 from certnet.incidents.models import Channel, Evidence, InboundMail, InboundMailStatus, Report
 from certnet.incidents.models_handling import CustodyAction, EvidenceSource
-from certnet.incidents.services import notices
 from certnet.incidents.services.evidence import bytes_kept_only_if_committed, receive_evidence
 from certnet.incidents.services.handling import named_recipients
 from certnet.incidents.services.trail import custody
@@ -277,7 +276,7 @@ def _create_report(
 
 def _record_new_report(actor: Actor, report: Report, mail: InboundMail) -> None:
     """Audit the new report and tell its handling CERT, as for a report filed on the web."""
-    notices.report_received(report, actor if isinstance(actor, User) else None)
+    jobs.announce_after_commit(report, actor if isinstance(actor, User) else None)
     audit.record(
         actor=actor,
         action="incidents.report.submit",
