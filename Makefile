@@ -47,8 +47,10 @@ format: install  ## apply ruff's fixes and formatting
 openapi: install  ## regenerate docs/openapi.json after an API change
 	$(BIN)/certnet export_openapi docs/openapi.json
 
-bench: install  ## run the benchmarks
+bench: install  ## run the benchmarks (incidents: on throwaway PostgreSQL clusters, ~10 minutes)
 	$(BIN)/python bench/lookup.py
+	scripts/with-postgres.sh $(BIN)/python bench/incident_queue.py
+	CERTNET_PG_FSYNC=on scripts/with-postgres.sh $(BIN)/python bench/report_api.py
 
 clean:  ## remove the venv, the database and caches
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis
