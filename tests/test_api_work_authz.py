@@ -48,9 +48,8 @@ from tests.test_api_incidents_authz import (
     shape,
 )
 
-# The same world, frozen clock and fast password hashing as the incident endpoints' walk.
+# The same world and frozen clock as the incident endpoints' walk.
 world = base.world
-_fast_passwords = base._fast_passwords
 _frozen_now = base._frozen_now
 
 TOMORROW = (NOW + dt.timedelta(days=1)).isoformat()

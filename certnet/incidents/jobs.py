@@ -25,4 +25,6 @@ def announce_new_report(report_id: int, actor_id: int | None) -> int:
 
 def announce_after_commit(report: Report, actor: User | None) -> None:
     report_id, actor_id = int(report.pk), (int(actor.pk) if actor is not None else None)
-    transaction.on_commit(lambda: announce_new_report(report_id, actor_id))
+    # robust: the change has committed; a queue that cannot take the job must not turn that into an error
+    # (nor make a caller clean up what it stored). The failure is logged.
+    transaction.on_commit(lambda: announce_new_report(report_id, actor_id), robust=True)

@@ -56,8 +56,11 @@ def _readers_records(evidence: Evidence) -> list[models.Model]:
     report = evidence.report
     mail = evidence.inbound_mail
     if mail is not None:
-        records.append(mail)
         report = report or mail.report
+        # Once the mail became a report stricter than the intake record (a TLP:RED report naming its
+        # readers), the report's readers decide, not the mailbox's.
+        if report is None or not TLP(report.tlp).is_stricter_than(TLP(mail.tlp)):
+            records.append(mail)
     if report is not None:
         records.append(report)
         incident = report.incident

@@ -34,7 +34,7 @@ def notify(
         return []
     Notification.objects.bulk_create(created)
     ids = [int(n.pk) for n in created]  # both SQLite (3.35+) and PostgreSQL return the new keys
-    transaction.on_commit(lambda: _queue_mail(ids))
+    transaction.on_commit(lambda: _queue_mail(ids), robust=True)  # see incidents.jobs
     return created
 
 

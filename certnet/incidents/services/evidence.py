@@ -28,6 +28,7 @@ from certnet.accounts.models import User
 from certnet.core import audit, clock
 from certnet.core.audit import Actor
 from certnet.core.errors import Conflict, FieldError, IllegalTransition, InvalidInput, TooLarge, invalid
+from certnet.core.tlp import TLP
 from certnet.core.visibility import require
 from certnet.incidents import packages, selectors_evidence, storage
 from certnet.incidents.models import (
@@ -202,12 +203,20 @@ def add_evidence(
         on_incident = incident if incident is not None else report.incident if report is not None else None
         if on_incident is not None:
             where = f" to report R-{report.pk}" if report is not None else ""
+            # A report stricter than its incident keeps its files to its own readers (selectors_evidence);
+            # the incident's wider audience learns only that a file arrived, not its name or hash.
+            hidden = (
+                report is not None
+                and incident is None
+                and TLP(report.tlp).is_stricter_than(TLP(on_incident.tlp))
+            )
+            summary = (
+                f"a file was added{where} (restricted to the report's readers)"
+                if hidden
+                else f"evidence {name} added{where} ({evidence.size} bytes, sha256 {evidence.sha256[:16]}…)"
+            )
             timeline_event(
-                on_incident,
-                actor,
-                "evidence",
-                f"evidence {name} added{where} ({evidence.size} bytes, sha256 {evidence.sha256[:16]}…)",
-                evidence=evidence.pk,
+                on_incident, actor, "evidence", summary, **({} if hidden else {"evidence": evidence.pk})
             )
     return evidence
 

@@ -227,7 +227,7 @@ def _record(
             source=EvidenceSource.EMAIL,
             report=report,
             inbound_mail=mail,
-            description=f"attachment of mail {mail.pk} from {parsed.from_address}",
+            description=f"attachment of mail {mail.pk}",
         )
         evidence.append(item)
     audit.record(

@@ -29,8 +29,9 @@ from certnet.core import audit, clock
 from certnet.core.errors import FieldError, IllegalTransition, InvalidInput, NotFound, invalid
 from certnet.core.roles import Role
 from certnet.core.tlp import TLP
-from certnet.core.visibility import can, principal_for, require
+from certnet.core.visibility import can, facts_of, may, principal_for, require, spec_of
 from certnet.incidents.models import Comment, Incident, Task
+from certnet.incidents.services import notices
 from certnet.incidents.services.handling import STATUS_MOVES
 from certnet.incidents.services.service_levels import mark_first_response
 from certnet.incidents.services.trail import timeline_event as timeline
@@ -144,7 +145,8 @@ def possible_owners(incident: Incident) -> list[User]:
     candidates = User.objects.filter(
         is_active=True, memberships__organisation_id__in=teams, memberships__role__in=roles
     ).distinct()
-    return [user for user in candidates.order_by("username") if can(user, "view", incident)]
+    facts, spec = facts_of(incident), spec_of(Incident)  # read once, judged for each candidate
+    return [user for user in candidates.order_by("username") if may(principal_for(user), "view", facts, spec)]
 
 
 def _reject(errors: list[FieldError], what: str) -> None:
@@ -153,13 +155,17 @@ def _reject(errors: list[FieldError], what: str) -> None:
 
 
 def _tell_owner(actor: User, incident: Incident, task: Task) -> None:
-    """The new owner hears of the task, after commit. A TLP:RED incident's task title stays on the
-    platform: the e-mail copy of a notification leaves it."""
+    """The new owner hears of the task, after commit. Above AMBER the task title stays on the
+    platform, as for every notification (services/notices.py): the e-mail copy leaves it."""
     owner = task.owner
     if owner is None or owner.pk == actor.pk:
         return
-    secret = incident.tlp == TLP.RED
-    what = "a task (TLP:RED: read it on the platform)" if secret else f"the task “{task.title}”"
+    secret = TLP(incident.tlp) not in notices.TITLE_ALLOWED
+    what = (
+        f"a task ({TLP(incident.tlp).label}: read it on the platform)"
+        if secret
+        else f"the task “{task.title}”"
+    )
     due = f", due {task.due_at:%Y-%m-%d %H:%M} UTC" if task.due_at else ""
     notify(
         [owner],

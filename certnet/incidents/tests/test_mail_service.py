@@ -38,6 +38,7 @@ from certnet.incidents.models import (
     Report,
 )
 from certnet.incidents.services import mail as intake
+from certnet.incidents.services.evidence import open_evidence_for_download
 from certnet.registry import services as registry
 from certnet.registry.models import Organisation
 
@@ -264,7 +265,8 @@ def test_an_address_shared_by_two_organisations_waits(mail_world, at_now):
 
 
 def test_tlp_red_from_a_known_sender_waits_for_a_person(mail_world, at_now):
-    result = intake.ingest(build_message(subject="[TLP:RED] Breach of HR data"), recipients=[PUNJAB_DESK])
+    raw = build_message(subject="[TLP:RED] Breach of HR data", attachments=[("hr.csv", "text/csv", b"a,b")])
+    result = intake.ingest(raw, recipients=[PUNJAB_DESK])
     mail = result.mail
     assert result.report is None
     assert mail.status == "pending"
@@ -274,6 +276,8 @@ def test_tlp_red_from_a_known_sender_waits_for_a_person(mail_world, at_now):
     assert result.hold_reason == "marked TLP:RED: a handler decides who may read it"
 
     handler = mail_world.people["punjab"]
+    attachment = mail.attachments.get()
+    assert open_evidence_for_download(actor=mail_world.people["punjab-viewer"], evidence_id=attachment.pk)
     with pytest.raises(InvalidInput) as lowered:
         intake.accept_mail(actor=handler, mail=mail, data=intake.AcceptInput("lahore", tlp="amber"))
     assert "marked the message TLP:RED; it cannot be lowered" in lowered.value.detail
@@ -281,6 +285,11 @@ def test_tlp_red_from_a_known_sender_waits_for_a_person(mail_world, at_now):
     assert report.tlp == TLP.RED
     assert report.title == "Breach of HR data"
     assert list(report.named_users.all()) == [handler]
+    # Before triage the mailbox CERT's viewer could read the attachment; now only the report's
+    # named readers may.
+    assert open_evidence_for_download(actor=handler, evidence_id=attachment.pk)
+    with pytest.raises((Forbidden, NotFound)):
+        open_evidence_for_download(actor=mail_world.people["punjab-viewer"], evidence_id=attachment.pk)
 
 
 def test_the_same_message_twice_is_one_record(mail_world, at_now):
