@@ -201,9 +201,9 @@ def upload(client: Any, path: str, name: str, content: bytes, description: str =
 
 
 def body_of(response: Any) -> bytes:
-    data = b"".join(response.streaming_content)
-    response.close()
-    return data
+    # Reading the stream to its end closes the response. Closing it by hand would also fire
+    # request_finished, which closes the test's database connection (fatal on PostgreSQL).
+    return b"".join(response.streaming_content)
 
 
 def snapshot(world: World) -> tuple[Any, ...]:

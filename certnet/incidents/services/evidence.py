@@ -181,7 +181,9 @@ def add_evidence(
             incident = Incident.objects.select_for_update().get(pk=incident.pk)
             require(actor, "change", incident, label=f"incident {incident.pk}")
         elif report is not None:
-            report = Report.objects.select_for_update().select_related("incident").get(pk=report.pk)
+            # Only the report's row: PostgreSQL cannot lock the nullable side of the join to its incident.
+            locked = Report.objects.select_for_update(of=("self",)).select_related("incident")
+            report = locked.get(pk=report.pk)
             require(actor, "change", report, label=f"report {report.pk}")
         name = clean_filename(upload.filename)
         size = len(upload.content) if isinstance(upload.content, bytes) else upload.size

@@ -98,9 +98,9 @@ def signed_in(user: Any) -> Client:
 
 
 def streamed(response: Any) -> bytes:
-    data = b"".join(response.streaming_content)
-    response.close()
-    return data
+    # Reading the stream to its end closes the response. Closing it by hand would also fire
+    # request_finished, which closes the test's database connection (fatal on PostgreSQL).
+    return b"".join(response.streaming_content)
 
 
 def add(people: dict[str, Any], incident: Incident, name: str, content: bytes) -> Evidence:
