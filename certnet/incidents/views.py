@@ -207,9 +207,24 @@ def report_filed(request: HttpRequest, report_id: int) -> HttpResponse:
 
 @dataclass
 class QueueRow:
+    """One incident in a table: whether the viewer sees it in full (else the stub), and whether its
+    earliest deadline has passed."""
+
     incident: Incident
     full: bool
     overdue: bool
+
+
+def queue_rows(user: User, incidents: list[Incident], now: dt.datetime) -> list[QueueRow]:
+    full = selectors.fully_visible_ids(user, [i.pk for i in incidents])
+    return [
+        QueueRow(
+            incident=i,
+            full=i.pk in full,
+            overdue=i.next_deadline_at is not None and i.next_deadline_at < now,
+        )
+        for i in incidents
+    ]
 
 
 @login_required
@@ -233,16 +248,7 @@ def incident_queue(request: HttpRequest) -> HttpResponse:
         )
     )
     page = CappedPaginator(queryset, PAGE_SIZE).get_page(params.get("page"))
-    incidents: list[Incident] = list(page.object_list)
-    full = selectors.fully_visible_ids(user, [i.pk for i in incidents])
-    rows = [
-        QueueRow(
-            incident=i,
-            full=i.pk in full,
-            overdue=i.next_deadline_at is not None and i.next_deadline_at < now,
-        )
-        for i in incidents
-    ]
+    rows = queue_rows(user, list(page.object_list), now)
     context: dict[str, Any] = {
         "rows": rows,
         "page": page,

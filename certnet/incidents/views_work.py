@@ -23,14 +23,13 @@ from certnet.accounts.models import User
 from certnet.core import clock
 from certnet.core.errors import DomainError, FieldError, NotFound
 from certnet.core.pagination import CappedPaginator
-from certnet.core.roles import Role
 from certnet.core.visibility import can, principal_for
 from certnet.incidents import selectors
 from certnet.incidents.models import Comment, Incident, IncidentStatus
 from certnet.incidents.services import work
-from certnet.incidents.views import PAGE_SIZE, SEVERITIES, incident_context
+from certnet.incidents.views import PAGE_SIZE, SEVERITIES, incident_context, queue_rows
 from certnet.incidents.webforms import FormErrors, form_text, parse_moment, reject_if, signed_in_user
-from certnet.registry.models import CERT_KINDS, Organisation
+from certnet.registry import selectors as registry
 from certnet.web.rendering import render_page_or_fragment
 
 WORK_FIELDS = ("title", "owner", "due_at", "body")
@@ -108,8 +107,7 @@ def comments_section(user: User, incident: Incident) -> CommentsSection:
 
 def is_cert_member(user: Any) -> bool:
     """Whether the user belongs to a CERT (the navigation then offers the escalated view)."""
-    roles = principal_for(user).roles
-    return bool(roles) and Organisation.objects.filter(pk__in=list(roles), kind__in=list(CERT_KINDS)).exists()
+    return bool(principal_for(user).roles) and registry.certs_of(user).exists()
 
 
 # --- the forms ----------------------------------------------------------------------------------
@@ -210,13 +208,6 @@ def comment_add(request: HttpRequest, incident_id: int) -> HttpResponse:
 # --- the escalated view -------------------------------------------------------------------------
 
 
-@dataclass
-class EscalatedRow:
-    incident: Incident
-    full: bool
-    overdue: bool
-
-
 @login_required
 def escalated(request: HttpRequest) -> HttpResponse:
     user = signed_in_user(request)
@@ -230,21 +221,7 @@ def escalated(request: HttpRequest) -> HttpResponse:
     )
     page = CappedPaginator(queryset, PAGE_SIZE).get_page(params.get("page"))
     incidents: list[Incident] = list(page.object_list)
-    full = selectors.fully_visible_ids(user, [i.pk for i in incidents])
-    now = clock.now()
-    rows = [
-        EscalatedRow(
-            incident=i,
-            full=i.pk in full,
-            overdue=i.next_deadline_at is not None and i.next_deadline_at < now,
-        )
-        for i in incidents
-    ]
-    memberships = principal_for(user).roles
-    certs = Organisation.objects.filter(
-        pk__in=[org for org, role in memberships.items() if role.includes(Role.VIEWER)],
-        kind__in=list(CERT_KINDS),
-    ).order_by("name")
+    rows = queue_rows(user, incidents, clock.now())
     context: dict[str, Any] = {
         "rows": rows,
         "page": page,
@@ -252,7 +229,7 @@ def escalated(request: HttpRequest) -> HttpResponse:
         "active_filters": any(filters.values()),
         "statuses": IncidentStatus.choices,
         "severities": SEVERITIES,
-        "my_certs": list(certs),
+        "my_certs": list(registry.certs_of(user)),
     }
     return render_page_or_fragment(
         request, "incidents/escalated.html", "incidents/_escalated_table.html", context

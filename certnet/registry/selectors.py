@@ -12,8 +12,9 @@ from django.db.models import Q, QuerySet
 
 from certnet.core import clock
 from certnet.core.errors import Forbidden, NotFound
-from certnet.core.visibility import can
+from certnet.core.visibility import can, principal_for
 from certnet.registry.models import (
+    CERT_KINDS,
     AutonomousSystem,
     Designation,
     DesignationEvent,
@@ -91,6 +92,12 @@ def visible_function_holdings(user: UserLike | None, day: dt.date | None = None)
         if org_id in visible
         for holding in holdings
     ]
+
+
+def certs_of(user: UserLike | None) -> QuerySet[Organisation]:
+    """The CERTs the user is a member of (any role), by name."""
+    roles = principal_for(user).roles
+    return Organisation.objects.filter(pk__in=list(roles), kind__in=list(CERT_KINDS)).order_by("name")
 
 
 def visible_organisations(user: UserLike | None) -> QuerySet[Organisation]:
