@@ -75,6 +75,11 @@ def people() -> None:
 def sign_in(page: Any, base: str, username: str) -> None:
     from playwright.sync_api import expect
 
+    # Leave the current page first: a fragment it is still loading (the evidence panel loads after
+    # the page) would otherwise come back without a session, set a fresh CSRF cookie and race the
+    # login form's token.
+    page.wait_for_load_state("networkidle")
+    page.goto("about:blank")
     page.context.clear_cookies()
     page.goto(base + "/login/")
     page.fill("#id_username", username)
