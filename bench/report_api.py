@@ -131,10 +131,14 @@ def start_jobs() -> subprocess.Popen[bytes]:
 
 
 def jobs_waiting() -> int:
-    """Jobs queued and not yet taken by the consumer: what the load left it to do afterwards."""
+    """Jobs queued or scheduled and not yet taken by the consumer, and reports not yet announced:
+    what the load left it to do afterwards."""
     from huey.contrib.djhuey import HUEY
 
-    return int(HUEY.pending_count())
+    from certnet.incidents.models import Report
+
+    unannounced = Report.objects.filter(announced_at__isnull=True).count()
+    return int(HUEY.pending_count()) + int(HUEY.scheduled_count()) + unannounced
 
 
 def drain(pids: dict[str, int | None], timeout: float) -> tuple[float, int, dict[str, float]]:

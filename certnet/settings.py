@@ -230,6 +230,11 @@ else:
         "immediate": _huey_immediate,
     }
 HUEY["consumer"] = {"workers": int(os.environ.get("CERTNET_JOB_WORKERS", "2")), "worker_type": "thread"}
+# New reports are announced to their handling CERT in batches: the job starts this many seconds after
+# the first report that needs it and takes every report waiting (0: one job per report, at once).
+CERTNET_ANNOUNCE_BATCH_SECONDS = float(
+    os.environ.get("CERTNET_ANNOUNCE_BATCH_SECONDS", "0" if _huey_immediate else "1")
+)
 # How long before a statutory or service-level deadline its "coming due" notice goes out.
 CERTNET_DUE_SOON_HOURS = int(os.environ.get("CERTNET_DUE_SOON_HOURS", "4"))
 

@@ -132,10 +132,8 @@ def record(
     """Append one entry, inside the caller's transaction so the change and its entry commit together."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("audit.record() must be called inside the service's transaction")
-    head, _ = AuditHead.objects.select_for_update().get_or_create(
-        id=1, defaults={"seq": 0, "hash": GENESIS_HASH}
-    )
-    seq = head.seq + 1
+    prev_seq, prev_hash = _locked_head()
+    seq = prev_seq + 1
     at = clock.now()
     actor_id = int(actor.pk) if actor.pk is not None else None
     payload = _normalised(data or {})
@@ -149,17 +147,49 @@ def record(
         "object_id": str(target.pk),
         "organisation_id": organisation_id,
         "data": payload,
-        "prev_hash": head.hash,
+        "prev_hash": prev_hash,
     }
     entry_hash = _entry_hash(**fields)
     entry = AuditEntry.objects.create(hash=entry_hash, **fields)
-    head.seq, head.hash = seq, entry_hash
-    head.save(update_fields=["seq", "hash"])
-    # One UPDATE in the usual case; the head's row lock above serialises the rare first CREATE.
-    topic = target._meta.app_label
-    if not AuditMark.objects.filter(topic=topic).update(seq=seq, hash=entry_hash):
-        AuditMark.objects.create(topic=topic, seq=seq, hash=entry_hash)
+    _advance(seq, entry_hash, topic=target._meta.app_label)
     return entry
+
+
+# Every audited write passes through the two functions below, so they speak SQL directly: the ORM
+# would build the same three fixed statements anew on each call, which is most of the cost of an
+# audit entry. The statements are plain SQL that SQLite and PostgreSQL both accept.
+
+
+def _locked_head() -> tuple[int, str]:
+    """The chain's tip (seq, hash), locked until the caller's transaction ends."""
+    connection = transaction.get_connection()
+    table = connection.ops.quote_name(AuditHead._meta.db_table)
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT seq, hash FROM {table} WHERE id = 1{lock}")  # noqa: S608 - our own table name
+        row = cursor.fetchone()
+    if row is None:  # the very first entry: the ORM creates the row under its lock
+        head, _ = AuditHead.objects.select_for_update().get_or_create(
+            id=1, defaults={"seq": 0, "hash": GENESIS_HASH}
+        )
+        return int(head.seq), str(head.hash)
+    return int(row[0]), str(row[1])
+
+
+def _advance(seq: int, entry_hash: str, *, topic: str) -> None:
+    """Move the tip and `topic`'s mark to the new entry (the tip's lock serialises the rare first
+    insert of a mark)."""
+    connection = transaction.get_connection()
+    head = connection.ops.quote_name(AuditHead._meta.db_table)
+    mark = connection.ops.quote_name(AuditMark._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {head} SET seq = %s, hash = %s WHERE id = 1", [seq, entry_hash])  # noqa: S608
+        cursor.execute(
+            f"UPDATE {mark} SET seq = %s, hash = %s WHERE topic = %s",  # noqa: S608
+            [seq, entry_hash, topic],
+        )
+        if cursor.rowcount == 0:
+            AuditMark.objects.create(topic=topic, seq=seq, hash=entry_hash)
 
 
 def latest_mark(topic: str) -> str:

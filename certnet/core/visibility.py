@@ -147,13 +147,20 @@ def principal_for(user: UserLike | None) -> Principal:
     cached: Principal | None = getattr(user, _PRINCIPAL_ATTR, None)
     if cached is not None:
         return cached
-    user_id = int(user.pk)
-    roles = _membership_source(user_id) if _membership_source else {}
+    roles = _membership_source(int(user.pk)) if _membership_source else {}
+    return principal_with_roles(user, roles)
+
+
+def principal_with_roles(user: UserLike, roles: Mapping[int, Role]) -> Principal:
+    """principal_for(user), from memberships the caller has read already: a job judging many people
+    at once reads all their memberships in one query, then asks here. Cached on the user object."""
+    if user.pk is None:
+        raise ValueError("a principal needs a saved user")
     principal = Principal(
-        user_id=user_id,
+        user_id=int(user.pk),
         is_authenticated=True,
         is_platform_admin=bool(getattr(user, "is_platform_admin", False)) and user.is_active,
-        roles=roles if user.is_active else {},
+        roles=dict(roles) if user.is_active else {},
     )
     setattr(user, _PRINCIPAL_ATTR, principal)
     return principal

@@ -76,6 +76,9 @@ class Report(models.Model):
     # when it first acknowledges the report, and when it first responds on the report or its incident.
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     first_response_at = models.DateTimeField(null=True, blank=True)
+    # When the handling CERT was told of the report; empty until the announcing job has run
+    # (certnet.incidents.services.announcements), which takes every report still waiting.
+    announced_at = models.DateTimeField(null=True, blank=True)
 
     objects = RestrictedManager()
     visibility = VisibilitySpec(
@@ -87,7 +90,12 @@ class Report(models.Model):
 
     class Meta:
         ordering = ["-received_at"]
-        indexes = [models.Index(fields=["status", "received_at"])]
+        indexes = [
+            models.Index(fields=["status", "received_at"]),
+            models.Index(
+                fields=["id"], condition=models.Q(announced_at__isnull=True), name="report_unannounced_idx"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"R-{self.pk}: {self.title}"

@@ -18,24 +18,37 @@ def notify(
 ) -> list[Notification]:
     """One notification per distinct active recipient. Mail goes out after commit, so a rolled-back
     change never tells anyone anything."""
+    return deliver(compose(recipients, kind=kind, subject=subject, body=body, link=link))
+
+
+def compose(
+    recipients: Iterable[User], *, kind: str, subject: str, body: str = "", link: str = ""
+) -> list[Notification]:
+    """The notifications `notify` would write, unsaved: a caller telling many people about many
+    records collects them and delivers them in one go."""
     seen: set[int] = set()
     now = clock.now()
-    created: list[Notification] = []
+    composed: list[Notification] = []
     for user in recipients:
         if user.pk in seen or not user.is_active:
             continue
         seen.add(user.pk)
-        created.append(
+        composed.append(
             Notification(
                 recipient=user, kind=kind, subject=subject[:200], body=body, link=link[:300], created_at=now
             )
         )
-    if not created:
+    return composed
+
+
+def deliver(notifications: list[Notification]) -> list[Notification]:
+    """Write composed notifications in one statement and queue one mail job for all of them."""
+    if not notifications:
         return []
-    Notification.objects.bulk_create(created)
-    ids = [int(n.pk) for n in created]  # both SQLite (3.35+) and PostgreSQL return the new keys
+    Notification.objects.bulk_create(notifications)
+    ids = [int(n.pk) for n in notifications]  # both SQLite (3.35+) and PostgreSQL return the new keys
     transaction.on_commit(lambda: _queue_mail(ids), robust=True)  # see incidents.jobs
-    return created
+    return notifications
 
 
 def _queue_mail(ids: list[int]) -> None:

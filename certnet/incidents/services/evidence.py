@@ -258,7 +258,7 @@ def submit_report_with_attachments(
         problems: list[FieldError] = []
         decoded = _decode_attachments(attachments, problems)
         try:
-            report = handling.submit_report(actor=actor, data=data)
+            report = handling.create_report(actor=actor, data=data)
         except InvalidInput as exc:
             errors = [*exc.errors, *problems]
             raise InvalidInput(

@@ -82,8 +82,14 @@ class ReportInput:
 def submit_report(*, actor: User, data: ReportInput) -> Report:
     """A member (analyst or above) of the reporting organisation reports an incident affecting it or
     an organisation below it."""
+    return create_report(actor=actor, data=data)
+
+
+def create_report(*, actor: User, data: ReportInput) -> Report:
+    """`submit_report` inside the caller's transaction, for a caller that stores more with the report
+    (its attachments) and would otherwise pay for a savepoint on every report."""
     principal = principal_for(actor)
-    reporter = Organisation.objects.filter(slug=data.reporting_organisation).first()
+    reporter = next(iter(Organisation.objects.filter(slug=data.reporting_organisation)[:1]), None)
     if reporter is None or reporter.pk not in principal.orgs_with(Role.VIEWER):
         raise Forbidden(
             f"you may only report for an organisation you belong to, not {data.reporting_organisation!r}"
@@ -174,7 +180,7 @@ def submit_report(*, actor: User, data: ReportInput) -> Report:
             "named_users": [u.username for u in named],
         },
     )
-    jobs.announce_after_commit(report, actor)
+    jobs.announce_after_commit()
     return report
 
 

@@ -276,7 +276,7 @@ def _create_report(
 
 def _record_new_report(actor: Actor, report: Report, mail: InboundMail) -> None:
     """Audit the new report and tell its handling CERT, as for a report filed on the web."""
-    jobs.announce_after_commit(report, actor if isinstance(actor, User) else None)
+    jobs.announce_after_commit()
     audit.record(
         actor=actor,
         action="incidents.report.submit",

@@ -29,11 +29,15 @@ from certnet.incidents import selectors
 from certnet.incidents.models import Incident, Report
 from certnet.incidents.models_handling import ClockKind
 from certnet.notifications.models import Notification
-from certnet.notifications.services import notify
+from certnet.notifications.services import compose, deliver
 from certnet.registry.models import Organisation
 
 # Records at these labels may have their title in a notification (and so in an e-mail).
 TITLE_ALLOWED = frozenset({TLP.CLEAR, TLP.GREEN, TLP.AMBER})
+
+
+def new_report_event(report: Report, cert: Organisation) -> str:
+    return f"reported by {report.reporting_organisation.display_name} for {cert.display_name} to triage"
 
 
 def people_of(organisation_ids: Iterable[int | None], least: Role) -> list[User]:
@@ -77,6 +81,19 @@ def tell(
     """Notify those of `recipients` who may see `record` in full. `event` says what happened without
     any of the record's content ("escalated to National CERT"); `detail` is free text from the record
     or the actor (a reason) and, like the title, goes out only below AMBER+STRICT."""
+    return deliver(compose_tell(record, recipients, kind=kind, event=event, detail=detail, actor=actor))
+
+
+def compose_tell(
+    record: Incident | Report,
+    recipients: Iterable[User],
+    *,
+    kind: str,
+    event: str,
+    detail: str = "",
+    actor: User | None = None,
+) -> list[Notification]:
+    """What `tell` would write, unsaved, for a caller that delivers many records' notices at once."""
     facts = facts_of(record)
     spec = spec_of(type(record))
     allowed = [
@@ -98,7 +115,7 @@ def tell(
     else:
         lines.append(f"Marked {tlp.label}: open the link to read the details.")
     link = incident_link(record) if isinstance(record, Incident) else report_link(record)
-    return notify(allowed, kind=kind, subject=subject, body="\n".join(lines), link=link)
+    return compose(allowed, kind=kind, subject=subject, body="\n".join(lines), link=link)
 
 
 def _display(organisation: Organisation | None) -> str:
@@ -106,21 +123,6 @@ def _display(organisation: Organisation | None) -> str:
 
 
 # --- events of the handling services ----------------------------------------------------------------
-
-
-def report_received(report: Report, actor: User | None = None) -> list[Notification]:
-    """A new report: the handlers and managers of the CERT that will triage it (however it came in:
-    form, API, or e-mail, where there is no acting user)."""
-    cert = selectors.handling_cert_for(report.affected_organisation, report.aware_at.date())
-    if cert is None:
-        return []
-    return tell(
-        report,
-        people_of([cert.pk], Role.HANDLER),
-        kind="new-report",
-        event=f"reported by {report.reporting_organisation.display_name} for {cert.display_name} to triage",
-        actor=actor,
-    )
 
 
 def incident_assigned(incident: Incident, actor: User) -> list[Notification]:
