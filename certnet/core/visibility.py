@@ -330,7 +330,7 @@ def spec_of(model: type[models.Model]) -> VisibilitySpec:
 
 
 def facts_of(record: models.Model) -> RecordFacts:
-    """Read the rule facts off one loaded record (a query each for named users and shares)."""
+    """Read the rule facts off one loaded record (a query each for shares, and for named users at RED)."""
     spec = spec_of(type(record))
 
     def follow(path: str) -> Any:
@@ -345,9 +345,11 @@ def facts_of(record: models.Model) -> RecordFacts:
     if spec.author:
         author = follow(spec.author)
         author_id = int(author.pk) if author is not None else None
+    tlp = TLP(follow(spec.tlp))
+    # Named readers count only at RED (see decide), so a record at any other label skips that query.
     named = (
         frozenset(int(pk) for pk in follow(spec.named_users).values_list("pk", flat=True))
-        if spec.named_users
+        if spec.named_users and tlp == TLP.RED
         else frozenset()
     )
     shared = (
@@ -355,7 +357,7 @@ def facts_of(record: models.Model) -> RecordFacts:
         if spec.shared_with
         else frozenset()
     )
-    return RecordFacts(owner_id, TLP(follow(spec.tlp)), author_id, named, shared)
+    return RecordFacts(owner_id, tlp, author_id, named, shared)
 
 
 def can(user: UserLike | None, action: str, record: models.Model) -> bool:
