@@ -170,7 +170,8 @@ class InboundMail(models.Model):
     """One message received by a CERT's intake (SMTP or an imported .eml). Kept whole: the raw
     message is stored beside the evidence, and `message_key` makes a second delivery a no-op."""
 
-    message_key = models.CharField(max_length=64, unique=True)  # SHA-256 of Message-ID, else of the bytes
+    # SHA-256 of the Message-ID and the From address, else of the bytes (services.mail.message_key)
+    message_key = models.CharField(max_length=64, unique=True)
     message_id = models.TextField(blank=True)
     mailbox_cert = models.ForeignKey("registry.Organisation", on_delete=models.PROTECT, related_name="+")
     envelope_from = models.CharField(max_length=320, blank=True)

@@ -80,8 +80,16 @@ class IngestResult:
 
 
 def message_key_of(parsed: ParsedMail, raw: bytes) -> str:
-    source = parsed.message_id.encode("utf-8") if parsed.message_id else raw
-    return hashlib.sha256(source).hexdigest()
+    return message_key(parsed.message_id, parsed.from_address, raw)
+
+
+def message_key(message_id: str, from_address: str, raw: bytes) -> str:
+    """What makes a second delivery of one message a no-op: its Message-ID together with its sender
+    (a resend through another relay differs in its bytes, while another sender reusing the same
+    Message-ID, by accident or to suppress a report, is another message), else the bytes."""
+    if not message_id:
+        return hashlib.sha256(raw).hexdigest()
+    return hashlib.sha256(f"{message_id}\n{from_address.lower()}".encode()).hexdigest()
 
 
 def aware_at_for(sent_at: dt.datetime | None, received_at: dt.datetime) -> dt.datetime:
@@ -364,7 +372,12 @@ def accept_mail(*, actor: User, mail: InboundMail, data: AcceptInput) -> Report:
         custody(item, actor, CustodyAction.ATTACHED, f"moved to report R-{report.pk} from mail {mail.pk}")
     mail.status, mail.report = InboundMailStatus.REPORTED, report
     mail.decided_by, mail.decided_at, mail.decision_note = actor, clock.now(), data.note.strip()
-    mail.save(update_fields=["status", "report", "decided_by", "decided_at", "decision_note"])
+    # The message's text is now the report's description: the intake record may not show it to anyone
+    # the report would not, so it takes the report's label when that is stricter (a RED report's
+    # text then lives only in the report, for its named readers).
+    if tlp.is_stricter_than(TLP(mail.tlp)):
+        mail.tlp = tlp
+    mail.save(update_fields=["status", "report", "decided_by", "decided_at", "decision_note", "tlp"])
     audit.record(
         actor=actor,
         action="incidents.mail.accept",

@@ -37,6 +37,7 @@ from certnet.incidents.models import (
     InboundMailStatus,
     Report,
 )
+from certnet.incidents.selectors_mail import access_mail
 from certnet.incidents.services import mail as intake
 from certnet.incidents.services.evidence import open_evidence_for_download
 from certnet.registry import services as registry
@@ -290,6 +291,11 @@ def test_tlp_red_from_a_known_sender_waits_for_a_person(mail_world, at_now):
     assert open_evidence_for_download(actor=handler, evidence_id=attachment.pk)
     with pytest.raises((Forbidden, NotFound)):
         open_evidence_for_download(actor=mail_world.people["punjab-viewer"], evidence_id=attachment.pk)
+    # Nor is the message's text left readable on the intake record: it took the report's label.
+    mail.refresh_from_db()
+    assert mail.tlp == TLP.RED
+    with pytest.raises(NotFound):
+        access_mail(mail_world.people["punjab-viewer"], mail.pk)
 
 
 def test_the_same_message_twice_is_one_record(mail_world, at_now):
@@ -306,6 +312,17 @@ def test_the_same_message_twice_is_one_record(mail_world, at_now):
     assert counts() == before
     assert mail_world.stored_files() == files
     assert again.describe() == f"already received as mail {first.mail.pk} (reported); nothing changed"
+
+
+def test_another_sender_reusing_a_message_id_is_another_message(mail_world, at_now):
+    first = intake.ingest(build_message(), recipients=[PUNJAB_DESK])
+    # Same Message-ID, other sender: not taken for a repeat, so it cannot suppress a real report.
+    other = intake.ingest(build_message(sender=STRANGER, body="other text"), recipients=[PUNJAB_DESK])
+    assert other.created
+    assert other.mail != first.mail
+    # The sender's address is compared without regard to case, as when matching contacts.
+    again = intake.ingest(build_message(sender=LAHORE_SOC.upper()), recipients=[PUNJAB_DESK])
+    assert not again.created
 
 
 def test_without_a_message_id_the_bytes_identify_the_message(mail_world, at_now):
