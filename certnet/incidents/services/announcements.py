@@ -56,11 +56,13 @@ def _claim(batch: int) -> list[Report]:
 def _announce(reports: list[Report]) -> int:
     if not reports:
         return 0
-    certs: dict[tuple[int, dt.date], Organisation | None] = {}
+    certs: dict[tuple[int, dt.date], Organisation | None] = {}  # one derivation per organisation and day
+    cert_of: dict[int, Organisation | None] = {}
     for report in reports:
         key = (report.affected_organisation_id, report.aware_at.date())
         if key not in certs:
             certs[key] = selectors.handling_cert_for(report.affected_organisation, key[1])
+        cert_of[report.pk] = certs[key]
     people = members_by_organisation({c.pk for c in certs.values() if c is not None}, Role.HANDLER)
     everyone = {user.pk: user for members in people.values() for user in members}
     for user_id, roles in roles_of_users(everyone).items():
@@ -68,7 +70,7 @@ def _announce(reports: list[Report]) -> int:
     actors = _who_filed(reports)
     notifications: list[Notification] = []
     for report in reports:
-        cert = certs[(report.affected_organisation_id, report.aware_at.date())]
+        cert = cert_of[report.pk]
         if cert is None:
             continue
         notifications += compose_tell(

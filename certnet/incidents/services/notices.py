@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from django.urls import reverse
 
 from certnet.accounts.models import User
+from certnet.accounts.selectors import members_by_organisation
 from certnet.core.roles import Role
 from certnet.core.tlp import TLP
 from certnet.core.visibility import facts_of, may, principal_for, spec_of
@@ -45,12 +46,8 @@ def people_of(organisation_ids: Iterable[int | None], least: Role) -> list[User]
     ids = {pk for pk in organisation_ids if pk is not None}
     if not ids:
         return []
-    roles = [role.value for role in Role if role.includes(least)]
-    return list(
-        User.objects.filter(
-            is_active=True, memberships__organisation_id__in=ids, memberships__role__in=roles
-        ).distinct()
-    )
+    members = members_by_organisation(ids, least)
+    return list({user.pk: user for people in members.values() for user in people}.values())
 
 
 def when(moment: dt.datetime) -> str:
