@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from django.db import models, transaction
 
-from certnet.core import clock
+from certnet.core import clock, statements
 from certnet.core.models import AuditEntry, AuditHead, AuditMark
 
 GENESIS_HASH = "0" * 64
@@ -150,14 +150,14 @@ def record(
         "prev_hash": prev_hash,
     }
     entry_hash = _entry_hash(**fields)
-    entry = AuditEntry.objects.create(hash=entry_hash, **fields)
-    _advance(seq, entry_hash, topic=target._meta.app_label)
+    entry = AuditEntry(hash=entry_hash, **fields)
+    _store(entry, topic=target._meta.app_label)
     return entry
 
 
 # Every audited write passes through the two functions below, so they speak SQL directly: the ORM
-# would build the same three fixed statements anew on each call, which is most of the cost of an
-# audit entry. The statements are plain SQL that SQLite and PostgreSQL both accept.
+# would build the same fixed statements anew on each call, which is most of the cost of an audit
+# entry.
 
 
 def _locked_head() -> tuple[int, str]:
@@ -176,20 +176,34 @@ def _locked_head() -> tuple[int, str]:
     return int(row[0]), str(row[1])
 
 
-def _advance(seq: int, entry_hash: str, *, topic: str) -> None:
-    """Move the tip and `topic`'s mark to the new entry (the tip's lock serialises the rare first
-    insert of a mark)."""
+def _store(entry: AuditEntry, *, topic: str) -> None:
+    """Insert the entry and move the tip and `topic`'s mark to it (the tip's lock serialises the
+    rare first insert of a mark). PostgreSQL does all three in one statement; SQLite, in-process,
+    pays nothing per statement and runs them one by one."""
     connection = transaction.get_connection()
     head = connection.ops.quote_name(AuditHead._meta.db_table)
     mark = connection.ops.quote_name(AuditMark._meta.db_table)
+    insert_sql, insert_params = statements.insert_statement(entry)
+    advance = [entry.seq, entry.hash, entry.seq, entry.hash, topic]
     with connection.cursor() as cursor:
-        cursor.execute(f"UPDATE {head} SET seq = %s, hash = %s WHERE id = 1", [seq, entry_hash])  # noqa: S608
-        cursor.execute(
-            f"UPDATE {mark} SET seq = %s, hash = %s WHERE topic = %s",  # noqa: S608
-            [seq, entry_hash, topic],
-        )
-        if cursor.rowcount == 0:
-            AuditMark.objects.create(topic=topic, seq=seq, hash=entry_hash)
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"WITH entry AS ({insert_sql}), "  # noqa: S608 - our own table names
+                f"tip AS (UPDATE {head} SET seq = %s, hash = %s WHERE id = 1), "
+                f"marked AS (UPDATE {mark} SET seq = %s, hash = %s WHERE topic = %s RETURNING 1) "
+                "SELECT (SELECT id FROM entry), (SELECT count(*) FROM marked)",
+                insert_params + advance,
+            )
+            entry_id, marks_moved = cursor.fetchone()
+        else:
+            cursor.execute(insert_sql, insert_params)
+            entry_id = cursor.fetchone()[0]
+            cursor.execute(f"UPDATE {head} SET seq = %s, hash = %s WHERE id = 1", advance[:2])  # noqa: S608
+            cursor.execute(f"UPDATE {mark} SET seq = %s, hash = %s WHERE topic = %s", advance[2:])  # noqa: S608
+            marks_moved = cursor.rowcount
+    statements.stored(entry, entry_id)
+    if marks_moved == 0:
+        AuditMark.objects.create(topic=topic, seq=entry.seq, hash=entry.hash)
 
 
 def latest_mark(topic: str) -> str:

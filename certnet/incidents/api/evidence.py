@@ -7,6 +7,7 @@ from typing import Any, cast
 
 from django.http import FileResponse, HttpRequest
 from ninja import File, Form, Router, Schema, Status, UploadedFile
+from pydantic import BaseModel
 
 from certnet.accounts.models import User
 from certnet.incidents import selectors, selectors_evidence
@@ -20,7 +21,7 @@ SHA256_HEADER = "X-Evidence-SHA256"
 MANIFEST_HEADER = "X-Manifest-SHA256"
 
 
-class AttachmentIn(Schema):
+class AttachmentIn(BaseModel):
     """A file attached to a report submitted as JSON."""
 
     filename: str

@@ -13,7 +13,7 @@ from django.db import transaction
 
 from certnet.accounts.models import User
 from certnet.accounts.selectors import get_user_by_username
-from certnet.core import audit, clock
+from certnet.core import audit, clock, statements
 from certnet.core.errors import FieldError, Forbidden, IllegalTransition, InvalidInput, invalid
 from certnet.core.roles import Role
 from certnet.core.tlp import TLP
@@ -89,7 +89,7 @@ def create_report(*, actor: User, data: ReportInput) -> Report:
     """`submit_report` inside the caller's transaction, for a caller that stores more with the report
     (its attachments) and would otherwise pay for a savepoint on every report."""
     principal = principal_for(actor)
-    reporter = next(iter(Organisation.objects.filter(slug=data.reporting_organisation)[:1]), None)
+    reporter = statements.get_by(Organisation, slug=data.reporting_organisation)
     if reporter is None or reporter.pk not in principal.orgs_with(Role.VIEWER):
         raise Forbidden(
             f"you may only report for an organisation you belong to, not {data.reporting_organisation!r}"
@@ -150,7 +150,7 @@ def create_report(*, actor: User, data: ReportInput) -> Report:
         )
     if errors:
         raise InvalidInput("the report is not valid: " + "; ".join(str(e) for e in errors), errors=errors)
-    report = Report.objects.create(
+    report = Report(
         channel=data.channel,
         reporting_organisation=reporter,
         affected_organisation=affected,
@@ -166,6 +166,7 @@ def create_report(*, actor: User, data: ReportInput) -> Report:
         received_at=now,
         tlp=tlp,
     )
+    statements.insert(report)
     if named:  # a new report has none to clear
         report.named_users.set(named)
     audit.record(
