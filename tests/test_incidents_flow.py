@@ -267,3 +267,35 @@ def test_overdue_incidents_come_first(world):
         assert [i["id"] for i in queue] == [old, fresh]
         overdue = c["punjab"].get("/incidents", overdue="true").json()["items"]
         assert [i["id"] for i in overdue] == [old]
+
+
+@pytest.mark.django_db
+def test_a_cert_triages_and_handles_an_incident_on_its_own_systems(world, make_user, api_as):
+    orgs, _, c = world
+    punjab_analyst = api_as(make_user(orgs["punjab-cert"], Role.ANALYST, username="punjab.analyst"))
+    filed = report(c["punjab"], "punjab-cert")
+    assert filed.status_code == 201, filed.content
+    report_id = filed.json()["id"]
+    # Its own queue, its own triage: an analyst is below the handler role, another province is out.
+    assert punjab_analyst.post(f"/reports/{report_id}/triage", {"decision": "open"}).status_code == 403
+    assert c["sindh"].post(f"/reports/{report_id}/triage", {"decision": "open"}).status_code == 404
+    opened = triage(c["punjab"], report_id)
+    assert opened.status_code == 200, opened.content
+    incident_id = opened.json()["incident"]
+    detail = c["punjab"].get(f"/incidents/{incident_id}").json()
+    assert detail["handling_cert"]["slug"] == "punjab-cert"
+    assert c["punjab"].post(f"/incidents/{incident_id}/status", {"status": "in-progress"}).status_code == 200
+    assert punjab_analyst.post(f"/incidents/{incident_id}/status", {"status": "contained"}).status_code == 403
+    # The National CERT, above it, may still step in.
+    assert c["ncert"].post(f"/incidents/{incident_id}/status", {"status": "contained"}).status_code == 200
+
+
+@pytest.mark.django_db
+def test_the_national_cert_triages_an_incident_on_its_own_systems(world):
+    _, _, c = world
+    report_id = report(c["ncert"], "ncert").json()["id"]
+    assert c["punjab"].get(f"/reports/{report_id}").status_code == 404
+    opened = triage(c["ncert"], report_id, severity=4)
+    assert opened.status_code == 200, opened.content
+    detail = c["ncert"].get(f"/incidents/{opened.json()['incident']}").json()
+    assert (detail["handling_cert"]["slug"], detail["escalated_to"]) == ("ncert", None)

@@ -53,6 +53,10 @@ class ActionRule:
     own: Role | None
     chain: Role | None
     platform_admins: bool = True
+    # The least role in the owner organisation when that organisation is itself a CERT (None: `own`
+    # decides): a CERT is the handling CERT of its own incidents, so its handlers triage and handle
+    # them though a constituent may not do so for itself.
+    cert_itself: Role | None = None
 
 
 DEFAULT_ACTION_RULES: Mapping[str, ActionRule] = {
@@ -88,9 +92,11 @@ class VisibilitySpec:
 
 MembershipSource = Callable[[int], Mapping[int, Role]]
 HierarchySource = Callable[[Iterable[int]], set[int]]
+CertSource = Callable[[Iterable[int]], set[int]]  # which of these organisations are CERTs
 
 _membership_source: MembershipSource | None = None
 _hierarchy_source: HierarchySource | None = None
+_cert_source: CertSource | None = None
 
 
 def set_membership_source(source: MembershipSource) -> None:
@@ -103,6 +109,11 @@ def set_hierarchy_source(source: HierarchySource) -> None:
     _hierarchy_source = source
 
 
+def set_cert_source(source: CertSource) -> None:
+    global _cert_source
+    _cert_source = source
+
+
 @dataclass
 class Principal:
     """What the rules need to know about the acting user, computed once per user object."""
@@ -112,6 +123,7 @@ class Principal:
     is_platform_admin: bool
     roles: Mapping[int, Role]
     _descendants: dict[Role, frozenset[int]] = field(default_factory=dict, repr=False)
+    _certs: frozenset[int] | None = field(default=None, repr=False)
 
     @property
     def is_member(self) -> bool:
@@ -132,9 +144,17 @@ class Principal:
         """Organisations whose AMBER records this user's memberships admit: their own and those below."""
         return self.orgs_with(Role.VIEWER) | self.below(Role.VIEWER)
 
+    def certs_held(self) -> frozenset[int]:
+        """The CERTs among the user's organisations."""
+        if self._certs is None:
+            self._certs = frozenset(_cert_source(self.roles) if (self.roles and _cert_source) else ())
+        return self._certs
+
     def may_act_on(self, rule: ActionRule) -> frozenset[int]:
         own = self.orgs_with(rule.own) if rule.own else frozenset()
         chain = self.below(rule.chain) if rule.chain else frozenset()
+        if rule.cert_itself:
+            own |= self.orgs_with(rule.cert_itself) & self.certs_held()
         return own | chain
 
 

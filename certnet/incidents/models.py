@@ -10,16 +10,18 @@ from certnet.core.roles import Role
 from certnet.core.tlp import TLP
 from certnet.core.visibility import ActionRule, RestrictedManager, VisibilitySpec
 
-# Reporting organisations file reports; the CERTs above them triage and handle.
+# Reporting organisations file reports; the CERTs above them triage and handle. A CERT's own
+# incident (its own systems affected) is in its own queue: it triages and handles that one itself.
 REPORT_ACTIONS = {
     "change": ActionRule(own=Role.ANALYST, chain=Role.HANDLER),
-    "triage": ActionRule(own=None, chain=Role.HANDLER),
+    "triage": ActionRule(own=None, chain=Role.HANDLER, cert_itself=Role.HANDLER),
     "delete": ActionRule(own=None, chain=Role.ADMIN),
     "share": ActionRule(own=Role.ANALYST, chain=Role.HANDLER),
 }
 INCIDENT_ACTIONS = {
     "change": ActionRule(own=Role.ANALYST, chain=Role.HANDLER),
-    "handle": ActionRule(own=None, chain=Role.HANDLER),  # status, assignment, escalation
+    # status, assignment, escalation
+    "handle": ActionRule(own=None, chain=Role.HANDLER, cert_itself=Role.HANDLER),
     # Statutory stage reports are the affected organisation's own duty, not its CERT's.
     "file_stage": ActionRule(own=Role.ANALYST, chain=None, platform_admins=False),
     "delete": ActionRule(own=None, chain=Role.ADMIN),

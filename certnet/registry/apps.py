@@ -7,6 +7,7 @@ class RegistryConfig(AppConfig):
 
     def ready(self) -> None:
         from certnet.core import visibility
-        from certnet.registry.selectors import descendants_of
+        from certnet.registry.selectors import cert_ids_among, descendants_of
 
         visibility.set_hierarchy_source(descendants_of)
+        visibility.set_cert_source(cert_ids_among)

@@ -37,6 +37,12 @@ def reporting_edges(day: dt.date | None = None) -> dict[int, int]:
     return cached_edges(day or clock.today())
 
 
+def cert_ids_among(org_ids: Iterable[int]) -> set[int]:
+    """Which of the given organisations are CERTs."""
+    certs = Organisation.objects.filter(pk__in=set(org_ids), kind__in=CERT_KINDS)
+    return set(certs.values_list("pk", flat=True))
+
+
 def descendants_of(org_ids: Iterable[int], day: dt.date | None = None) -> set[int]:
     """Every organisation below the given ones (not including them), as of `day` (default today)."""
     children: dict[int, list[int]] = defaultdict(list)

@@ -37,3 +37,18 @@ def test_a_page_is_shaped_in_one_batch(five_records):
 
     assert ShapedPage(five_records, shape)[1:3] == [{"title": "r1"}, {"title": "r2"}]
     assert batches == [2]
+
+
+def test_pages_past_the_cap_stay_reachable(five_records, monkeypatch):
+    monkeypatch.setattr(pagination, "COUNT_CAP", 1)
+    paginator = CappedPaginator(five_records, 2)
+    assert paginator.capped
+    pages = [paginator.page(n) for n in (1, 2, 3)]
+    assert [[r.title for r in page] for page in pages] == [["r0", "r1"], ["r2", "r3"], ["r4"]]
+    assert [(p.has_previous(), p.has_next()) for p in pages] == [(False, True), (True, True), (True, False)]
+    assert [(p.start_index(), p.end_index()) for p in pages] == [(1, 2), (3, 4), (5, 5)]
+    # Beyond the end, and nonsense, land where Django's get_page puts them: a real page.
+    assert [r.title for r in paginator.get_page("abc")] == ["r0", "r1"]
+    assert paginator.get_page(9).number == paginator.num_pages
+    with pytest.raises(pagination.EmptyPage):
+        paginator.page(9)
