@@ -25,7 +25,7 @@ from certnet.accounts.models import User
 from certnet.accounts.selectors import memberships_of
 from certnet.core import clock
 from certnet.core.errors import DomainError, FieldError, NotFound, invalid
-from certnet.core.pagination import CappedPaginator
+from certnet.core.pagination import COUNT_CAP, CappedPaginator, capped_count
 from certnet.core.roles import Role
 from certnet.core.tlp import TLP
 from certnet.core.visibility import can
@@ -267,11 +267,16 @@ def incident_queue(request: HttpRequest) -> HttpResponse:
         triageable = selectors.triageable_report_ids(user, [r.pk for r in reports])
         context.update(
             new_reports=[(r, r.pk in triageable) for r in reports],
-            open_count=selectors.filter_incidents(visible, open_only=True).count(),
-            overdue_count=selectors.filter_incidents(visible, overdue_at=now).count(),
-            significant_count=selectors.filter_incidents(
-                visible, open_only=True, severity_at_least=services.SIGNIFICANT_SEVERITY
-            ).count(),
+            # Counted only up to the cap, like the lists: an exact count of a national queue's open
+            # work is a scan of all of it on every page load.
+            count_cap=COUNT_CAP,
+            open_count=capped_count(selectors.filter_incidents(visible, open_only=True)),
+            overdue_count=capped_count(selectors.filter_incidents(visible, overdue_at=now)),
+            significant_count=capped_count(
+                selectors.filter_incidents(
+                    visible, open_only=True, severity_at_least=services.SIGNIFICANT_SEVERITY
+                )
+            ),
         )
     return render_page_or_fragment(request, "incidents/queue.html", "incidents/_queue_table.html", context)
 

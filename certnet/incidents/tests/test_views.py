@@ -16,10 +16,11 @@ from django.test import Client
 
 from certnet.accounts.models import User
 from certnet.accounts.services import create_user, set_membership
-from certnet.core import clock
+from certnet.core import clock, pagination
 from certnet.core.audit import SystemActor
 from certnet.core.roles import Role
 from certnet.incidents import services
+from certnet.incidents import views as incident_views
 from certnet.incidents.models import Channel, Incident, Report, ReportStatus
 from certnet.registry import index
 from certnet.registry import services as registry
@@ -442,6 +443,24 @@ def test_the_queue_puts_overdue_incidents_first_in_red(world: Any) -> None:
         severe = text(client.get("/incidents/", {"severity": "2"}))
         assert re.findall(r'data-incident="(\d+)"', severe) == [str(old.pk)]
         assert '<option value="2" selected>2 · Medium</option>' in severe
+
+
+@pytest.mark.django_db
+def test_the_queue_counters_stop_at_the_cap_and_the_pages_go_on(world: Any, monkeypatch: Any) -> None:
+    _, users = world
+    with clock.frozen_at(dt.datetime(2026, 11, 20, tzinfo=dt.UTC)):
+        opened = [
+            open_incident(users["punjab"], file_report(users["lahore"], title=f"Worm {n}")) for n in range(3)
+        ]
+        monkeypatch.setattr(pagination, "COUNT_CAP", 1)
+        monkeypatch.setattr(incident_views, "COUNT_CAP", 1)
+        monkeypatch.setattr(incident_views, "PAGE_SIZE", 2)
+        client = signed_in(users["punjab"])
+        page = text(client.get("/incidents/"))
+        assert '<span class="stat-value" data-testid="overdue-count">1+</span>' in page
+        assert "of more than 1" in page
+        last = text(client.get("/incidents/", {"page": "2"}))
+        assert re.findall(r'data-incident="(\d+)"', last) == [str(opened[0].pk)]
 
 
 @pytest.mark.django_db
