@@ -13,6 +13,7 @@ from certnet.accounts.api import api_auth
 from certnet.accounts.api import router as accounts_router
 from certnet.core.errors import DomainError
 from certnet.incidents.api import router as incidents_router
+from certnet.intel.api import router as intel_router
 from certnet.notifications.api import router as notifications_router
 from certnet.registry.api import router as registry_router
 
@@ -104,4 +105,5 @@ def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
 api.add_router("/", accounts_router)
 api.add_router("/", registry_router)
 api.add_router("/", incidents_router)
+api.add_router("/", intel_router)
 api.add_router("/", notifications_router)

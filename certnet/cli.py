@@ -10,6 +10,9 @@ certnet audit verify            check the audit log's hash chain
 certnet smtpd [--host H] [--port P]   SMTP intake: each message becomes a report or waits for triage
 certnet ingest-mail FILE.eml [--from A] [--to A]   import one message (- reads stdin)
 certnet evidence verify PACKAGE.zip   re-check every hash of an evidence package (exit 1 on any)
+certnet intel import FILE.csv --owner ORG --user USER   record indicators (all rows or none)
+certnet intel export --format csv --user USER [--kind K] [--owner ORG] [--tag T]
+certnet load-warninglists       reload the shipped warninglists (setup does it too)
 """
 
 from __future__ import annotations

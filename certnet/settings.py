@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "certnet.registry",
     "certnet.notifications",
     "certnet.incidents",
+    "certnet.intel",
     "certnet.web",
     "huey.contrib.djhuey",
 ]

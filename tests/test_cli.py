@@ -121,3 +121,46 @@ def test_user_create_and_grant(instance):
     assert "no organisation 'atlantis-cert'" in unknown.stderr
     token = run(env, "token", "create", "kp.analyst").stdout.strip()
     assert token.startswith("cnt_")
+
+
+def test_setup_loads_the_warninglists_once(instance):
+    again = run(instance, "setup")
+    assert again.returncode == 0, again.stderr
+    assert "warninglists: 6 lists, 0 entries added, 0 removed" in again.stdout
+
+
+def test_intel_import_and_export_csv(instance, tmp_path):
+    good = tmp_path / "good.csv"
+    good.write_text(
+        "kind,value,tlp,tags,first_seen\n"
+        "ipv4,45.9.152.1,green,rsit:malicious-code/c2-server|botnet,2026-11-01T08:00:00\n"
+        "domain,Evil.Example.,amber,,\n",
+        encoding="utf-8",
+    )
+    imported = run(
+        instance, "intel", "import", str(good), "--owner", "punjab-cert", "--user", "punjab.analyst"
+    )
+    assert imported.returncode == 0, imported.stderr
+    assert "2 indicators recorded, 0 brought up to date" in imported.stdout
+    exported = run(instance, "intel", "export", "--format", "csv", "--user", "sindh.analyst")
+    assert exported.returncode == 0, exported.stderr
+    lines = exported.stdout.splitlines()
+    assert lines[0] == "kind,value,tlp,confidence,first_seen,last_seen,expires_at,tags,description,source"
+    # Sindh sees Punjab's GREEN indicator, not its AMBER one.
+    assert len(lines) == 2
+    assert lines[1].startswith("ipv4,45.9.152.1,green,50,2026-11-01T08:00:00+00:00,")
+    assert lines[1].endswith(',"botnet|rsit:malicious-code=""c2-server""",,')
+
+
+def test_intel_import_refuses_a_bad_file_whole_and_says_where(instance, tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("kind,value\nipv4,45.9.152.2\nmd5,xyz\nipv4,999.1.1.1\n", encoding="utf-8")
+    result = run(instance, "intel", "import", str(bad), "--owner", "punjab-cert", "--user", "punjab.analyst")
+    assert result.returncode == 1
+    assert "line 3.value: 'xyz' is not an MD5 hash" in result.stderr
+    assert "line 4.value" in result.stderr
+    exported = run(instance, "intel", "export", "--user", "punjab.analyst", "--kind", "ipv4")
+    assert "45.9.152.2" not in exported.stdout
+    refused = run(instance, "intel", "import", str(bad), "--owner", "ncert", "--user", "punjab.analyst")
+    assert refused.returncode == 1
+    assert "you may only record indicators for an organisation you belong to" in refused.stderr

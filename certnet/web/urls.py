@@ -13,5 +13,6 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("organisations/<slug:slug>/", registry.organisation_detail, name="organisation-detail"),
     path("lookup/", registry.lookup_page, name="lookup"),
     path("", include("certnet.incidents.urls")),
+    path("", include("certnet.intel.urls")),
     path("notifications/", include("certnet.notifications.urls")),
 ]

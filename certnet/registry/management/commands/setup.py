@@ -38,6 +38,8 @@ class Command(BaseCommand):
                 f"framework: {summary['name']} {summary['version']} — {summary['created']} created, "
                 f"{summary['updated']} updated, {summary['unchanged']} unchanged"
             )
+            # By name: the registry does not import the apps built on it.
+            call_command("load_warninglists", stdout=self.stdout)
             if options["demo"]:
                 self._load_demo()
         except DomainError as exc:

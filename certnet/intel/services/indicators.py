@@ -1,0 +1,533 @@
+"""Recording indicators and sightings, and changing them. Each function is one transaction: it checks
+the actor's right through certnet.core.visibility, validates the whole input before writing anything,
+appends to the audit log, and runs correlation over the values it touched."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import transaction
+
+from certnet.accounts.models import User
+from certnet.core import audit, clock
+from certnet.core.errors import FieldError, Forbidden, InvalidInput, NotFound, invalid
+from certnet.core.roles import Role
+from certnet.core.tlp import TLP
+from certnet.core.visibility import may_lower_tlp, principal_for, require
+from certnet.incidents.models import Incident, Report
+from certnet.incidents.taxonomy import rsit
+from certnet.intel.index import warninglist_matcher
+from certnet.intel.models import CorrelationAlert, Indicator, Sighting, Tag
+from certnet.intel.observables import KINDS, Kind, normalise
+from certnet.intel.services.correlation import correlate
+from certnet.registry.models import Organisation
+from certnet.registry.resources import address_key
+from certnet.registry.selectors import chain_ids
+
+MAX_TAG_LENGTH = 120
+AUDIT_IDS_PER_ENTRY = 5000  # a large import is audited in entries naming this many indicators each
+
+
+@dataclass
+class IndicatorInput:
+    kind: str
+    value: str
+    tlp: str | None = None  # None: AMBER for a new indicator, unchanged for a known one
+    confidence: int | None = None  # None: 50 for a new indicator, unchanged for a known one
+    description: str = ""
+    source: str = ""
+    first_seen: dt.datetime | None = None
+    last_seen: dt.datetime | None = None
+    expires_at: dt.datetime | None = None
+    tags: Sequence[str] = ()
+    named_users: Sequence[str] = ()
+    incidents: Sequence[int] = ()
+    reports: Sequence[int] = ()
+
+
+@dataclass
+class RecordResult:
+    created: list[Indicator] = field(default_factory=list)
+    updated: list[Indicator] = field(default_factory=list)
+    alerts: list[CorrelationAlert] = field(default_factory=list)
+
+
+@dataclass
+class _Valid:
+    kind: str
+    value: str
+    item: IndicatorInput
+    tlp: TLP | None
+    first_seen: dt.datetime
+    last_seen: dt.datetime
+    tags: list[str]
+    where: str  # the item's position in the input, for error messages
+
+
+# --- validation ------------------------------------------------------------------------------------
+
+
+def normalise_tag(text: str, *, loc: str = "tags") -> str:
+    """RSIT tags take the MISP machine-tag form rsit:<taxonomy>="<type>" (also accepted as
+    rsit:<taxonomy>/<type>) and must name a real RSIT class; other tags are free words."""
+    tag = text.strip()
+    if not tag:
+        raise invalid(loc, "a tag must not be empty")
+    if len(tag) > MAX_TAG_LENGTH:
+        raise invalid(loc, f"{tag[:40]!r}… is {len(tag)} characters long; the limit is {MAX_TAG_LENGTH}")
+    if tag.lower().startswith("rsit:"):
+        body = tag[5:]
+        taxonomy, _, kind = body.partition("=") if "=" in body else body.partition("/")
+        try:
+            taxonomy, kind = rsit().classify(taxonomy, kind.strip().strip('"'))
+        except InvalidInput as exc:
+            raise invalid(loc, f"{tag!r} is not an RSIT class ({exc.detail})") from None
+        return f'rsit:{taxonomy}="{kind}"'
+    return tag
+
+
+def _parse_tlp(text: str | None, loc: str, errors: list[FieldError]) -> TLP | None:
+    if text is None:
+        return None
+    try:
+        return TLP.parse(text)
+    except ValueError as exc:
+        errors.append(FieldError(loc, str(exc)))
+        return None
+
+
+def _validate(
+    items: Sequence[IndicatorInput], loc: str, labels: Sequence[str] | None, errors: list[FieldError]
+) -> list[_Valid]:
+    now = clock.now()
+    valid: list[_Valid] = []
+    for position, item in enumerate(items):
+        here = labels[position] if labels else f"{loc}[{position}]"
+        before = len(errors)
+        value = ""
+        if item.kind not in KINDS:
+            errors.append(FieldError(f"{here}.kind", f"{item.kind!r} is not one of {', '.join(KINDS)}"))
+        else:
+            try:
+                value = normalise(item.kind, item.value, loc=f"{here}.value")
+            except InvalidInput as exc:
+                errors.extend(exc.errors)
+        tlp = _parse_tlp(item.tlp, f"{here}.tlp", errors)
+        if item.confidence is not None and not 0 <= item.confidence <= 100:
+            errors.append(FieldError(f"{here}.confidence", f"{item.confidence} is not in 0..100"))
+        first = item.first_seen or item.last_seen or now
+        last = item.last_seen or item.first_seen or now
+        if first > now or last > now:
+            errors.append(FieldError(f"{here}.last_seen", "lies in the future"))
+        if first > last:
+            errors.append(FieldError(f"{here}.first_seen", f"{first.isoformat()} is after last_seen"))
+        if item.expires_at is not None and item.expires_at <= first:
+            errors.append(FieldError(f"{here}.expires_at", "must be after first_seen"))
+        tags: list[str] = []
+        for number, tag in enumerate(item.tags):
+            try:
+                tags.append(normalise_tag(tag, loc=f"{here}.tags[{number}]"))
+            except InvalidInput as exc:
+                errors.extend(exc.errors)
+        if len(errors) == before:
+            valid.append(_Valid(item.kind, value, item, tlp, first, last, sorted(set(tags)), here))
+    return valid
+
+
+def _owner_for(actor: User, owner_slug: str) -> Organisation:
+    owner = Organisation.objects.filter(slug=owner_slug).first()
+    principal = principal_for(actor)
+    if owner is None or owner.pk not in principal.orgs_with(Role.VIEWER):
+        raise Forbidden(
+            f"you may only record indicators for an organisation you belong to, not {owner_slug!r}"
+        )
+    if owner.pk not in principal.orgs_with(Role.ANALYST):
+        raise Forbidden(f"recording indicators for {owner.slug} needs the analyst role or above")
+    return owner
+
+
+def _visible_ids(actor: User, model: type[Incident] | type[Report], wanted: set[int]) -> set[int]:
+    if not wanted:
+        return set()
+    return set(model.objects.restrict(actor).filter(pk__in=wanted).values_list("pk", flat=True))
+
+
+def _named(owner: Organisation, usernames: set[str], loc: str, errors: list[FieldError]) -> dict[str, User]:
+    """TLP:RED readers: people of the owner organisation or of a CERT on its reporting chain."""
+    if not usernames:
+        return {}
+    allowed = {owner.pk, *chain_ids(owner.pk)}
+    users = User.objects.filter(
+        username__in=usernames, is_active=True, memberships__organisation_id__in=allowed
+    ).distinct()
+    found = {user.username: user for user in users}
+    unknown = sorted(usernames - set(found))
+    if unknown:
+        errors.append(FieldError(loc, f"not people of {owner.slug} or its CERT chain: {', '.join(unknown)}"))
+    return found
+
+
+def _ranges(kind: str, value: str) -> tuple[str, str]:
+    if kind in (Kind.IPV4, Kind.IPV6):
+        key = address_key(ipaddress.ip_address(value))
+        return key, key
+    if kind == Kind.CIDR:
+        network = ipaddress.ip_network(value)
+        return address_key(network.network_address), address_key(network.broadcast_address)
+    return "", ""
+
+
+# --- recording -------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def record_indicators(
+    *,
+    actor: User,
+    owner: str,
+    items: Sequence[IndicatorInput],
+    loc: str = "indicators",
+    labels: Sequence[str] | None = None,
+) -> RecordResult:
+    """Record values for the owner organisation: new ones become indicators, known ones are brought up
+    to date (seen times widened, tags added, TLP raised, never lowered here). All or nothing: any
+    invalid item fails the whole call, naming every problem with its position (`loc[i]`, or the
+    item's own label, such as a file's line number, when `labels` are given)."""
+    organisation = _owner_for(actor, owner)
+    errors: list[FieldError] = []
+    valid = _validate(items, loc, labels, errors)
+    incident_ids = _visible_ids(actor, Incident, {i for v in valid for i in v.item.incidents})
+    report_ids = _visible_ids(actor, Report, {r for v in valid for r in v.item.reports})
+    named = _named(
+        organisation, {u for v in valid for u in v.item.named_users}, f"{loc}[*].named_users", errors
+    )
+    for entry in valid:
+        missing = [i for i in entry.item.incidents if i not in incident_ids]
+        if missing:
+            errors.append(FieldError(f"{entry.where}.incidents", f"no incident {missing[0]}"))
+        missing = [r for r in entry.item.reports if r not in report_ids]
+        if missing:
+            errors.append(FieldError(f"{entry.where}.reports", f"no report {missing[0]}"))
+    if errors:
+        raise InvalidInput(
+            f"{len(errors)} problem(s), nothing recorded: " + "; ".join(str(e) for e in errors[:20]),
+            errors=errors,
+        )
+    merged = _merge_duplicates(valid)
+    result = _store(actor, organisation, merged, named)
+    audit_batch(actor, organisation, result)
+    result.alerts = correlate((i.kind, i.value) for i in [*result.created, *result.updated])
+    return result
+
+
+def _merge_duplicates(valid: list[_Valid]) -> list[_Valid]:
+    """The same value twice in one batch is one indicator seen over both entries' times."""
+    by_key: dict[tuple[str, str], _Valid] = {}
+    for entry in valid:
+        known = by_key.get((entry.kind, entry.value))
+        if known is None:
+            by_key[(entry.kind, entry.value)] = entry
+            continue
+        known.first_seen = min(known.first_seen, entry.first_seen)
+        known.last_seen = max(known.last_seen, entry.last_seen)
+        known.tags = sorted(set(known.tags) | set(entry.tags))
+        if entry.tlp is not None and (known.tlp is None or entry.tlp.is_stricter_than(known.tlp)):
+            known.tlp = entry.tlp
+    return list(by_key.values())
+
+
+def _existing(organisation: Organisation, entries: list[_Valid]) -> dict[tuple[str, str], Indicator]:
+    by_kind: dict[str, list[str]] = {}
+    for entry in entries:
+        by_kind.setdefault(entry.kind, []).append(entry.value)
+    found: dict[tuple[str, str], Indicator] = {}
+    for kind, values in by_kind.items():
+        for start in range(0, len(values), 2000):
+            for indicator in Indicator.objects.filter(
+                owner=organisation, kind=kind, value__in=values[start : start + 2000]
+            ):
+                found[(indicator.kind, indicator.value)] = indicator
+    return found
+
+
+def _store(
+    actor: User, organisation: Organisation, entries: list[_Valid], named: dict[str, User]
+) -> RecordResult:
+    now = clock.now()
+    matcher = warninglist_matcher()
+    existing = _existing(organisation, entries)
+    result = RecordResult()
+    new: list[tuple[Indicator, _Valid]] = []
+    for entry in entries:
+        indicator = existing.get((entry.kind, entry.value))
+        listed = matcher.listed(entry.kind, entry.value) or ""
+        if indicator is None:
+            start, end = _ranges(entry.kind, entry.value)
+            indicator = Indicator(
+                kind=entry.kind,
+                value=entry.value,
+                owner=organisation,
+                created_by=actor,
+                tlp=entry.tlp or TLP.AMBER,
+                confidence=50 if entry.item.confidence is None else entry.item.confidence,
+                description=entry.item.description,
+                source=entry.item.source[:200],
+                first_seen=entry.first_seen,
+                last_seen=entry.last_seen,
+                expires_at=entry.item.expires_at,
+                warninglist=listed,
+                range_start=start,
+                range_end=end,
+                created_at=now,
+                updated_at=now,
+            )
+            new.append((indicator, entry))
+            continue
+        _bring_up_to_date(indicator, entry, listed, now)
+        result.updated.append(indicator)
+    Indicator.objects.bulk_create([indicator for indicator, _ in new], batch_size=1000)
+    result.created = [indicator for indicator, _ in new]
+    if result.updated:
+        Indicator.objects.bulk_update(
+            result.updated,
+            [
+                "tlp",
+                "confidence",
+                "description",
+                "source",
+                "first_seen",
+                "last_seen",
+                "expires_at",
+                "warninglist",
+                "updated_at",
+            ],
+            batch_size=1000,
+        )
+    _link(new + [(i, e) for e in entries for i in [existing.get((e.kind, e.value))] if i is not None], named)
+    return result
+
+
+def _bring_up_to_date(indicator: Indicator, entry: _Valid, listed: str, now: dt.datetime) -> None:
+    indicator.first_seen = min(indicator.first_seen, entry.first_seen)
+    indicator.last_seen = max(indicator.last_seen, entry.last_seen)
+    if entry.tlp is not None and entry.tlp.is_stricter_than(TLP(indicator.tlp)):
+        indicator.tlp = entry.tlp
+    if entry.item.confidence is not None:
+        indicator.confidence = entry.item.confidence
+    if entry.item.description:
+        indicator.description = entry.item.description
+    if entry.item.source:
+        indicator.source = entry.item.source[:200]
+    if entry.item.expires_at is not None:
+        indicator.expires_at = entry.item.expires_at
+    indicator.warninglist = listed
+    indicator.updated_at = now
+
+
+def _link(pairs: list[tuple[Indicator, _Valid]], named: dict[str, User]) -> None:
+    """Tags, incidents, reports and named readers for many indicators: one insert per link table."""
+    tag_names = {tag for _, entry in pairs for tag in entry.tags}
+    tags = {tag.name: tag for tag in Tag.objects.filter(name__in=tag_names)}
+    missing = [Tag(name=name) for name in sorted(tag_names - set(tags))]
+    if missing:
+        Tag.objects.bulk_create(missing, ignore_conflicts=True)
+        tags = {tag.name: tag for tag in Tag.objects.filter(name__in=tag_names)}
+    links: dict[str, list[Any]] = {"tags": [], "incidents": [], "reports": [], "named_users": []}
+    through = {name: getattr(Indicator, name).through for name in links}
+    for indicator, entry in pairs:
+        links["tags"] += [through["tags"](indicator_id=indicator.pk, tag_id=tags[t].pk) for t in entry.tags]
+        links["incidents"] += [
+            through["incidents"](indicator_id=indicator.pk, incident_id=i) for i in entry.item.incidents
+        ]
+        links["reports"] += [
+            through["reports"](indicator_id=indicator.pk, report_id=r) for r in entry.item.reports
+        ]
+        links["named_users"] += [
+            through["named_users"](indicator_id=indicator.pk, user_id=named[u].pk)
+            for u in entry.item.named_users
+        ]
+    for name, rows in links.items():
+        if rows:
+            through[name].objects.bulk_create(rows, batch_size=1000, ignore_conflicts=True)
+
+
+def audit_batch(actor: User, organisation: Organisation, result: RecordResult) -> None:
+    """One indicator recorded: an entry on it. A batch: entries on the owner organisation naming the
+    indicators, so a 100,000-value import is a few entries rather than 100,000."""
+    if len(result.created) + len(result.updated) == 1:
+        indicator = (result.created or result.updated)[0]
+        audit.record(
+            actor=actor,
+            action="intel.indicator.create" if result.created else "intel.indicator.update",
+            target=indicator,
+            organisation_id=organisation.pk,
+            data={"kind": indicator.kind, "value": indicator.value, "tlp": indicator.tlp},
+        )
+        return
+    for action, indicators in (
+        ("intel.indicators.create", result.created),
+        ("intel.indicators.update", result.updated),
+    ):
+        for start in range(0, len(indicators), AUDIT_IDS_PER_ENTRY):
+            part = indicators[start : start + AUDIT_IDS_PER_ENTRY]
+            audit.record(
+                actor=actor,
+                action=action,
+                target=organisation,
+                organisation_id=organisation.pk,
+                data={"count": len(part), "indicators": [int(i.pk) for i in part]},
+            )
+
+
+@transaction.atomic
+def record_sighting(
+    *,
+    actor: User,
+    indicator_id: int,
+    organisation: str,
+    seen_at: dt.datetime | None = None,
+    count: int = 1,
+    source: str = "",
+) -> tuple[Sighting, list[CorrelationAlert]]:
+    """The actor's organisation saw a value someone recorded. Anyone who can read the indicator may
+    say so for an organisation they belong to (analyst or above)."""
+    indicator = Indicator.objects.filter(pk=indicator_id).first()
+    if indicator is None:
+        raise NotFound(f"no indicator {indicator_id}")
+    require(actor, "view", indicator, label=f"indicator {indicator_id}")
+    seer = Organisation.objects.filter(slug=organisation).first()
+    principal = principal_for(actor)
+    if seer is None or seer.pk not in principal.orgs_with(Role.ANALYST):
+        raise Forbidden(
+            f"sightings are reported by an analyst of the organisation that saw it, not for {organisation!r}"
+        )
+    when = seen_at or clock.now()
+    if when > clock.now():
+        raise invalid("seen_at", "lies in the future")
+    if count < 1:
+        raise invalid("count", f"{count} is not a positive number of sightings")
+    sighting = Sighting.objects.select_for_update().filter(indicator=indicator, organisation=seer).first()
+    if sighting is None:
+        sighting = Sighting.objects.create(
+            indicator=indicator,
+            organisation=seer,
+            reported_by=actor,
+            first_seen=when,
+            last_seen=when,
+            count=count,
+            source=source[:200],
+        )
+    else:
+        sighting.first_seen = min(sighting.first_seen, when)
+        sighting.last_seen = max(sighting.last_seen, when)
+        sighting.count += count
+        sighting.reported_by = actor
+        if source:
+            sighting.source = source[:200]
+        sighting.save()
+    if when > indicator.last_seen:
+        indicator.last_seen = when
+        indicator.save(update_fields=["last_seen"])
+    audit.record(
+        actor=actor,
+        action="intel.indicator.sighting",
+        target=indicator,
+        organisation_id=seer.pk,
+        data={"organisation": seer.slug, "seen_at": when.isoformat(), "count": count},
+    )
+    return sighting, correlate([(indicator.kind, indicator.value)])
+
+
+@dataclass
+class IndicatorChange:
+    tlp: str | None = None
+    confidence: int | None = None
+    description: str | None = None
+    expires_at: dt.datetime | None = None
+    clear_expiry: bool = False
+    tags: Sequence[str] | None = None
+    shared_with: Sequence[str] | None = None
+    incidents: Sequence[int] | None = None
+    reports: Sequence[int] | None = None
+
+
+@transaction.atomic
+def change_indicator(*, actor: User, indicator_id: int, change: IndicatorChange) -> Indicator:
+    """Edit one indicator. TLP may be raised by anyone who can change it and lowered only by its owner;
+    sharing needs the share right; links must point at incidents and reports the actor can see."""
+    indicator = Indicator.objects.select_for_update().filter(pk=indicator_id).first()
+    if indicator is None:
+        raise NotFound(f"no indicator {indicator_id}")
+    require(actor, "change", indicator, label=f"indicator {indicator_id}")
+    errors: list[FieldError] = []
+    before = {"tlp": indicator.tlp, "confidence": indicator.confidence}
+    tlp = _parse_tlp(change.tlp, "tlp", errors)
+    if tlp is not None and TLP(indicator.tlp).is_stricter_than(tlp) and not may_lower_tlp(actor, indicator):
+        raise Forbidden(f"only {indicator.owner.slug} may lower the TLP of indicator {indicator_id}")
+    if change.confidence is not None and not 0 <= change.confidence <= 100:
+        errors.append(FieldError("confidence", f"{change.confidence} is not in 0..100"))
+    tags: list[str] = []
+    for number, tag in enumerate(change.tags or ()):
+        try:
+            tags.append(normalise_tag(tag, loc=f"tags[{number}]"))
+        except InvalidInput as exc:
+            errors.extend(exc.errors)
+    shared: list[Organisation] = []
+    if change.shared_with is not None:
+        require(actor, "share", indicator, label=f"indicator {indicator_id}")
+        found = {
+            org.slug: org for org in Organisation.objects.restrict(actor).filter(slug__in=change.shared_with)
+        }
+        unknown = sorted(set(change.shared_with) - set(found))
+        if unknown:
+            errors.append(FieldError("shared_with", f"no organisation {unknown[0]!r}"))
+        shared = list(found.values())
+    for name, model, wanted in (
+        ("incidents", Incident, change.incidents),
+        ("reports", Report, change.reports),
+    ):
+        if wanted is not None:
+            missing = sorted(set(wanted) - _visible_ids(actor, model, set(wanted)))
+            if missing:
+                errors.append(FieldError(name, f"no {name[:-1]} {missing[0]}"))
+    if errors:
+        raise InvalidInput("the change is not valid: " + "; ".join(str(e) for e in errors), errors=errors)
+    if tlp is not None:
+        indicator.tlp = tlp
+    if change.confidence is not None:
+        indicator.confidence = change.confidence
+    if change.description is not None:
+        indicator.description = change.description
+    if change.clear_expiry:
+        indicator.expires_at = None
+    elif change.expires_at is not None:
+        indicator.expires_at = change.expires_at
+    indicator.updated_at = clock.now()
+    indicator.save()
+    if change.tags is not None:
+        for name in tags:
+            Tag.objects.get_or_create(name=name)
+        indicator.tags.set(Tag.objects.filter(name__in=tags))
+    if change.shared_with is not None:
+        indicator.shared_with.set(shared)
+    if change.incidents is not None:
+        indicator.incidents.set(change.incidents)
+    if change.reports is not None:
+        indicator.reports.set(change.reports)
+    audit.record(
+        actor=actor,
+        action="intel.indicator.change",
+        target=indicator,
+        organisation_id=indicator.owner_id,
+        data={
+            "before": before,
+            "after": {"tlp": indicator.tlp, "confidence": indicator.confidence},
+            "fields": sorted(k for k, v in vars(change).items() if v not in (None, False)),
+        },
+    )
+    correlate([(indicator.kind, indicator.value)])
+    return indicator

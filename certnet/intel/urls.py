@@ -1,0 +1,13 @@
+from __future__ import annotations
+
+from django.urls import URLPattern, path
+
+from certnet.intel import views
+
+urlpatterns: list[URLPattern] = [
+    path("intel/", views.indicator_search, name="indicator-search"),
+    path("intel/indicators/<int:indicator_id>/", views.indicator_detail, name="indicator-detail"),
+    path("intel/correlations/", views.correlation_list, name="correlation-list"),
+    path("intel/correlations/<int:alert_id>/", views.correlation_detail, name="correlation-detail"),
+    path("intel/correlations/<int:alert_id>/status/", views.correlation_status, name="correlation-status"),
+]

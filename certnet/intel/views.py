@@ -1,0 +1,106 @@
+"""Web pages of intel: the one-box indicator search, an indicator, and the correlation alerts of the
+CERTs the user may see. Thin: a selector reads, a service writes, a template renders."""
+
+from __future__ import annotations
+
+from typing import cast
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from certnet.accounts.models import User
+from certnet.core.errors import DomainError
+from certnet.core.pagination import CappedPaginator
+from certnet.core.visibility import can
+from certnet.intel import selectors
+from certnet.intel.models import AlertStatus
+from certnet.intel.services.correlation import set_alert_status
+from certnet.web.rendering import render_page_or_fragment
+
+PAGE_SIZE = 50
+MAX_SEARCH_TEXT = 100_000  # characters of pasted text read for values
+
+
+@login_required
+def indicator_search(request: HttpRequest) -> HttpResponse:
+    text = request.GET.get("q", "")[:MAX_SEARCH_TEXT]
+    context = {"query": text, "hits": selectors.search(request.user, text) if text.strip() else None}
+    return render_page_or_fragment(request, "intel/search.html", "intel/_search_result.html", context)
+
+
+@login_required
+def indicator_detail(request: HttpRequest, indicator_id: int) -> HttpResponse:
+    try:
+        indicator = selectors.access_indicator(request.user, indicator_id)
+    except DomainError:
+        return render(request, "404.html", status=404)
+    context = {
+        "indicator": indicator,
+        "tags": sorted(tag.name for tag in indicator.tags.all()),
+        "sightings": selectors.sightings_of(indicator),
+        "incidents": selectors.incidents_of(request.user, indicator),
+    }
+    return render(request, "intel/indicator_detail.html", context)
+
+
+@login_required
+def correlation_list(request: HttpRequest) -> HttpResponse:
+    status = request.GET.get("status", "open")
+    if status not in AlertStatus.values and status != "all":
+        status = "open"
+    alerts = selectors.visible_alerts(request.user, status=None if status == "all" else status)
+    page = CappedPaginator(alerts, PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {
+        "page": page,
+        "alerts": list(page.object_list),
+        "status": status,
+        "statuses": AlertStatus.choices,
+    }
+    return render_page_or_fragment(
+        request, "intel/correlations.html", "intel/_correlation_table.html", context
+    )
+
+
+@login_required
+def correlation_detail(request: HttpRequest, alert_id: int) -> HttpResponse:
+    try:
+        alert = selectors.access_alert(request.user, alert_id)
+    except DomainError:
+        return render(request, "404.html", status=404)
+    return render(request, "intel/correlation_detail.html", _detail_context(request, alert.pk))
+
+
+@login_required
+@require_POST
+def correlation_status(request: HttpRequest, alert_id: int) -> HttpResponse:
+    try:
+        set_alert_status(
+            actor=cast(User, request.user),
+            alert_id=alert_id,
+            status=request.POST.get("status", ""),
+            note=request.POST.get("note", ""),
+        )
+    except DomainError as exc:
+        if exc.status == 404:
+            return render(request, "404.html", status=404)
+        return render(
+            request,
+            "intel/correlation_detail.html",
+            {**_detail_context(request, alert_id), "error": exc.detail},
+            status=exc.status,
+        )
+    return redirect("correlation-detail", alert_id=alert_id)
+
+
+def _detail_context(request: HttpRequest, alert_id: int) -> dict[str, object]:
+    alert = selectors.access_alert(request.user, alert_id)
+    organisations, indicators = selectors.alert_contents(request.user, alert)
+    return {
+        "alert": alert,
+        "organisations": organisations,
+        "indicators": indicators,
+        "may_change": can(request.user, "change", alert),
+        "statuses": AlertStatus.choices,
+    }
