@@ -6,6 +6,7 @@ structures that route feed events), so checking a value is a lookup, not a scan 
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -59,8 +60,6 @@ class WarninglistMatcher:
 
 
 def _network_ends(cidr: str) -> tuple[str, str]:
-    import ipaddress
-
     network = ipaddress.ip_network(cidr)
     return str(network.network_address), str(network.broadcast_address)
 
@@ -95,26 +94,19 @@ def build_matcher(revision: str = "") -> WarninglistMatcher:
             exact.setdefault(value, lists[list_id].slug)
     return WarninglistMatcher(
         revision=revision,
-        networks=_first_listed_networks(networks, network_values),
-        domains=_first_listed_domains(domains, domain_values),
+        networks=PrefixIndex.build(*_first_claims(networks, network_values)),
+        domains=DomainSuffixIndex.build(*_first_claims(domains, domain_values)),
         exact=exact,
         slugs=slugs,
     )
 
 
-def _first_listed_networks(networks: list[str], values: list[int]) -> PrefixIndex:
-    # The same network on two lists is fine here: keep the first list's claim.
+def _first_claims(keys: list[str], values: list[int]) -> tuple[list[str], np.ndarray]:
+    """The same network or domain on two lists is fine here: keep the first list's claim."""
     seen: dict[str, int] = {}
-    for network, value in zip(networks, values, strict=True):
-        seen.setdefault(network, value)
-    return PrefixIndex.build(list(seen), np.asarray(list(seen.values()), dtype=np.int64))
-
-
-def _first_listed_domains(domains: list[str], values: list[int]) -> DomainSuffixIndex:
-    seen: dict[str, int] = {}
-    for domain, value in zip(domains, values, strict=True):
-        seen.setdefault(domain, value)
-    return DomainSuffixIndex.build(list(seen), np.asarray(list(seen.values()), dtype=np.int64))
+    for key, value in zip(keys, values, strict=True):
+        seen.setdefault(key, value)
+    return list(seen), np.asarray(list(seen.values()), dtype=np.int64)
 
 
 _lock = threading.Lock()
