@@ -65,6 +65,17 @@ def certs_above(cert: Organisation, day: dt.date) -> list[Organisation]:
     return chain
 
 
+def lowest_common_cert(certs: list[Organisation], day: dt.date) -> Organisation | None:
+    """The lowest CERT that is, or stands above, every one of the given CERTs on `day`."""
+    if not certs:
+        return None
+    lines = [[cert, *certs_above(cert, day)] for cert in certs]
+    for candidate in lines[0]:
+        if all(candidate in line for line in lines[1:]):
+            return candidate
+    return None
+
+
 def visible_reports(user: UserLike | None) -> QuerySet[Report]:
     return (
         Report.objects.restrict(user, "view")

@@ -137,7 +137,7 @@ class AlertOut(Schema):
 
 class AlertDetailOut(AlertOut):
     organisations: list[OrganisationRef]
-    indicators: list[IndicatorDetailOut]
+    indicators: list[IndicatorOut]
 
 
 class AlertStatusIn(Schema):
@@ -319,7 +319,7 @@ def _alert_detail(user: Any, alert: CorrelationAlert) -> dict[str, Any]:
     return {
         **_alert_out(alert),
         "organisations": [_ref(o) for o in organisations],
-        "indicators": [_indicator_detail(user, i) for i in indicators],
+        "indicators": [_indicator_out(i) for i in indicators],
     }
 
 

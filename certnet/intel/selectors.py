@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Q, QuerySet
 
 from certnet.core.errors import NotFound, invalid
 from certnet.incidents.models import Incident, Report
@@ -153,7 +153,7 @@ def alert_contents(
         Indicator.objects.restrict(user, "view")
         .filter(correlations=alert)
         .select_related("owner")
-        .prefetch_related(Prefetch("sightings", queryset=Sighting.objects.select_related("organisation")))
+        .prefetch_related("tags")
     )
     return organisations, indicators
 

@@ -15,7 +15,7 @@ from certnet.core.errors import DomainError
 from certnet.core.pagination import CappedPaginator
 from certnet.core.visibility import can
 from certnet.intel import selectors
-from certnet.intel.models import AlertStatus
+from certnet.intel.models import AlertStatus, CorrelationAlert
 from certnet.intel.services.correlation import set_alert_status
 from certnet.web.rendering import render_page_or_fragment
 
@@ -69,7 +69,7 @@ def correlation_detail(request: HttpRequest, alert_id: int) -> HttpResponse:
         alert = selectors.access_alert(request.user, alert_id)
     except DomainError:
         return render(request, "404.html", status=404)
-    return render(request, "intel/correlation_detail.html", _detail_context(request, alert.pk))
+    return render(request, "intel/correlation_detail.html", _detail_context(request, alert))
 
 
 @login_required
@@ -88,14 +88,13 @@ def correlation_status(request: HttpRequest, alert_id: int) -> HttpResponse:
         return render(
             request,
             "intel/correlation_detail.html",
-            {**_detail_context(request, alert_id), "error": exc.detail},
+            {**_detail_context(request, selectors.access_alert(request.user, alert_id)), "error": exc.detail},
             status=exc.status,
         )
     return redirect("correlation-detail", alert_id=alert_id)
 
 
-def _detail_context(request: HttpRequest, alert_id: int) -> dict[str, object]:
-    alert = selectors.access_alert(request.user, alert_id)
+def _detail_context(request: HttpRequest, alert: CorrelationAlert) -> dict[str, object]:
     organisations, indicators = selectors.alert_contents(request.user, alert)
     return {
         "alert": alert,

@@ -69,19 +69,6 @@ def chain_ids(org_id: int, day: dt.date | None = None) -> list[int]:
     return chain
 
 
-def lowest_common_cert(org_ids: Iterable[int], day: dt.date | None = None) -> int | None:
-    """The lowest CERT that stands above (or is) every one of the organisations, as of `day`: two Punjab
-    constituents → Punjab CERT; CIIs under two sectoral CERTs → the National CERT. None when their
-    chains share no CERT (an organisation without a reporting line)."""
-    ids = list(dict.fromkeys(org_ids))
-    if not ids:
-        return None
-    chains = [[org_id, *chain_ids(org_id, day)] for org_id in ids]
-    common = set(chains[0]).intersection(*chains[1:])
-    certs = cert_ids_among(common)
-    return next((org_id for org_id in chains[0] if org_id in certs), None)
-
-
 def chain_of(
     organisation: Organisation, day: dt.date | None = None, user: UserLike | None = None
 ) -> list[Organisation]:

@@ -394,7 +394,7 @@ def _auto_escalate(actor: User, incident: Incident, day: dt.date) -> None:
             handlers.add(organisation)
     rules: list[tuple[str, str, Organisation]] = []
     if len(handlers) > 1:
-        common = _lowest_common_cert(list(handlers), day)
+        common = selectors.lowest_common_cert(list(handlers), day)
         if common is not None:
             names = ", ".join(sorted(h.display_name for h in handlers))
             rules.append(("cross-cert", f"spans organisations under different CERTs ({names})", common))
@@ -413,14 +413,6 @@ def _auto_escalate(actor: User, incident: Incident, day: dt.date) -> None:
 
 def _is_above(candidate: Organisation, cert: Organisation, day: dt.date) -> bool:
     return candidate in selectors.certs_above(cert, day)
-
-
-def _lowest_common_cert(certs: list[Organisation], day: dt.date) -> Organisation | None:
-    lines = [[cert, *selectors.certs_above(cert, day)] for cert in certs]
-    for candidate in lines[0]:
-        if all(candidate in line for line in lines[1:]):
-            return candidate
-    return None
 
 
 def _escalate(actor: User, incident: Incident, target: Organisation, rule: str, reason: str) -> None:

@@ -24,10 +24,10 @@ from certnet.core.errors import NotFound, invalid
 from certnet.core.roles import Role
 from certnet.core.tlp import TLP
 from certnet.core.visibility import require
+from certnet.incidents.selectors import handling_cert_for, lowest_common_cert
 from certnet.intel.models import AlertStatus, CorrelationAlert, Indicator, Sighting
 from certnet.notifications.services import compose, deliver
 from certnet.registry.models import Organisation
-from certnet.registry.selectors import lowest_common_cert
 
 CORRELATOR = SystemActor("correlation")
 _KEY_SEPARATOR = "\x1f"  # cannot occur in a normalised value
@@ -115,7 +115,7 @@ def correlate(keys: Iterable[tuple[str, str]]) -> list[CorrelationAlert]:
     certs: dict[frozenset[int], int | None] = {}
     for item in shared:
         if item.organisation_ids not in certs:
-            certs[item.organisation_ids] = lowest_common_cert(item.organisation_ids)
+            certs[item.organisation_ids] = _cert_above_all(item.organisation_ids)
     existing = {
         (alert.cert_id, alert.kind, alert.value): alert
         for chunk in _chunks((item.kind, item.value) for item in shared)
@@ -139,6 +139,18 @@ def correlate(keys: Iterable[tuple[str, str]]) -> list[CorrelationAlert]:
         changed.append(alert)
     _tell_analysts(changed)
     return changed
+
+
+def _cert_above_all(organisation_ids: frozenset[int]) -> int | None:
+    """The lowest CERT above every organisation, following the same routing as incidents: each
+    organisation's handling CERT as of today (through function holders), then the lowest CERT above
+    them all. None when one of them has no CERT above it."""
+    day = clock.today()
+    handlers = [handling_cert_for(org, day) for org in Organisation.objects.filter(pk__in=organisation_ids)]
+    if any(cert is None for cert in handlers):
+        return None
+    common = lowest_common_cert([cert for cert in handlers if cert is not None], day)
+    return common.pk if common is not None else None
 
 
 def _raise(cert_id: int, item: SharedValue, names: dict[int, str]) -> CorrelationAlert:

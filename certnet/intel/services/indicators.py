@@ -19,6 +19,7 @@ from certnet.core.roles import Role
 from certnet.core.tlp import TLP
 from certnet.core.visibility import may_lower_tlp, principal_for, require
 from certnet.incidents.models import Incident, Report
+from certnet.incidents.services.handling import named_recipients
 from certnet.incidents.taxonomy import rsit
 from certnet.intel.index import warninglist_matcher
 from certnet.intel.models import CorrelationAlert, Indicator, Sighting, Tag
@@ -26,7 +27,6 @@ from certnet.intel.observables import KINDS, Kind, normalise
 from certnet.intel.services.correlation import correlate
 from certnet.registry.models import Organisation
 from certnet.registry.resources import address_key
-from certnet.registry.selectors import chain_ids
 
 MAX_TAG_LENGTH = 120
 AUDIT_IDS_PER_ENTRY = 5000  # a large import is audited in entries naming this many indicators each
@@ -156,21 +156,6 @@ def _visible_ids(actor: User, model: type[Incident] | type[Report], wanted: set[
     return set(model.objects.restrict(actor).filter(pk__in=wanted).values_list("pk", flat=True))
 
 
-def _named(owner: Organisation, usernames: set[str], loc: str, errors: list[FieldError]) -> dict[str, User]:
-    """TLP:RED readers: people of the owner organisation or of a CERT on its reporting chain."""
-    if not usernames:
-        return {}
-    allowed = {owner.pk, *chain_ids(owner.pk)}
-    users = User.objects.filter(
-        username__in=usernames, is_active=True, memberships__organisation_id__in=allowed
-    ).distinct()
-    found = {user.username: user for user in users}
-    unknown = sorted(usernames - set(found))
-    if unknown:
-        errors.append(FieldError(loc, f"not people of {owner.slug} or its CERT chain: {', '.join(unknown)}"))
-    return found
-
-
 def _ranges(kind: str, value: str) -> tuple[str, str]:
     if kind in (Kind.IPV4, Kind.IPV6):
         key = address_key(ipaddress.ip_address(value))
@@ -202,9 +187,8 @@ def record_indicators(
     valid = _validate(items, loc, labels, errors)
     incident_ids = _visible_ids(actor, Incident, {i for v in valid for i in v.item.incidents})
     report_ids = _visible_ids(actor, Report, {r for v in valid for r in v.item.reports})
-    named = _named(
-        organisation, {u for v in valid for u in v.item.named_users}, f"{loc}[*].named_users", errors
-    )
+    readers = sorted({u for v in valid for u in v.item.named_users})
+    named = {user.username: user for user in named_recipients(organisation, readers, errors)}
     for entry in valid:
         missing = [i for i in entry.item.incidents if i not in incident_ids]
         if missing:

@@ -3,7 +3,6 @@ list re-flags the indicators it covers, so the flag on an indicator always says 
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -27,13 +26,8 @@ _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,79}$")
 def normalise_entry(kind: str, text: str, loc: str) -> str:
     """One entry in its list's canonical form: a network, a domain, or kind:value."""
     raw = str(text).strip()
-    if kind == WarninglistKind.CIDR:
-        try:
-            return str(ipaddress.ip_network(raw, strict=True))
-        except ValueError as exc:
-            raise invalid(loc, f"{raw!r} is not a network in CIDR form ({exc})") from None
-    if kind == WarninglistKind.DOMAIN:
-        return normalise("domain", raw, loc=loc)
+    if kind in (WarninglistKind.CIDR, WarninglistKind.DOMAIN):
+        return normalise(kind, raw, loc=loc)
     value_kind, sep, value = raw.partition(":")
     if not sep:
         raise invalid(loc, f"{raw!r} must be written kind:value, e.g. md5:d41d8cd98f00b204e9800998ecf8427e")
