@@ -42,17 +42,14 @@ class SharedValue:
     indicator_ids: frozenset[int]
 
 
-def _keys_q(kind: str, values: list[str]) -> Q:
-    return Q(kind=kind, value__in=values)
-
-
-def _chunks(keys: Iterable[tuple[str, str]]) -> Iterator[Q]:
+def key_chunks(keys: Iterable[tuple[str, str]]) -> Iterator[Q]:
+    """(kind, value) pairs as filters of at most _CHUNK values each, one kind per filter."""
     by_kind: dict[str, list[str]] = {}
     for kind, value in keys:
         by_kind.setdefault(kind, []).append(value)
     for kind, values in by_kind.items():
         for start in range(0, len(values), _CHUNK):
-            yield _keys_q(kind, values[start : start + _CHUNK])
+            yield Q(kind=kind, value__in=values[start : start + _CHUNK])
 
 
 def shared_values(keys: Iterable[tuple[str, str]]) -> list[SharedValue]:
@@ -66,7 +63,7 @@ def shared_values(keys: Iterable[tuple[str, str]]) -> list[SharedValue]:
     values: list[str] = []
     organisations: list[int] = []
     indicators: list[int] = []
-    for chunk in _chunks(set(keys)):
+    for chunk in key_chunks(set(keys)):
         eligible = (
             Indicator.objects.filter(chunk, warninglist="")
             .exclude(tlp=TLP.RED)
@@ -118,7 +115,7 @@ def correlate(keys: Iterable[tuple[str, str]]) -> list[CorrelationAlert]:
             certs[item.organisation_ids] = _cert_above_all(item.organisation_ids)
     existing = {
         (alert.cert_id, alert.kind, alert.value): alert
-        for chunk in _chunks((item.kind, item.value) for item in shared)
+        for chunk in key_chunks((item.kind, item.value) for item in shared)
         for alert in CorrelationAlert.objects.filter(chunk)
     }
     names = dict(

@@ -24,7 +24,7 @@ from certnet.incidents.taxonomy import rsit
 from certnet.intel.index import warninglist_matcher
 from certnet.intel.models import CorrelationAlert, Indicator, Sighting, Tag
 from certnet.intel.observables import KINDS, Kind, normalise
-from certnet.intel.services.correlation import correlate
+from certnet.intel.services.correlation import correlate, key_chunks
 from certnet.registry.models import Organisation
 from certnet.registry.resources import address_key
 
@@ -225,17 +225,11 @@ def _merge_duplicates(valid: list[_Valid]) -> list[_Valid]:
 
 
 def _existing(organisation: Organisation, entries: list[_Valid]) -> dict[tuple[str, str], Indicator]:
-    by_kind: dict[str, list[str]] = {}
-    for entry in entries:
-        by_kind.setdefault(entry.kind, []).append(entry.value)
-    found: dict[tuple[str, str], Indicator] = {}
-    for kind, values in by_kind.items():
-        for start in range(0, len(values), 2000):
-            for indicator in Indicator.objects.filter(
-                owner=organisation, kind=kind, value__in=values[start : start + 2000]
-            ):
-                found[(indicator.kind, indicator.value)] = indicator
-    return found
+    return {
+        (indicator.kind, indicator.value): indicator
+        for chunk in key_chunks((entry.kind, entry.value) for entry in entries)
+        for indicator in Indicator.objects.filter(chunk, owner=organisation)
+    }
 
 
 def _store(
@@ -246,6 +240,7 @@ def _store(
     existing = _existing(organisation, entries)
     result = RecordResult()
     new: list[tuple[Indicator, _Valid]] = []
+    known: list[tuple[Indicator, _Valid]] = []
     for entry in entries:
         indicator = existing.get((entry.kind, entry.value))
         listed = matcher.listed(entry.kind, entry.value) or ""
@@ -272,6 +267,7 @@ def _store(
             new.append((indicator, entry))
             continue
         _bring_up_to_date(indicator, entry, listed, now)
+        known.append((indicator, entry))
         result.updated.append(indicator)
     Indicator.objects.bulk_create([indicator for indicator, _ in new], batch_size=1000)
     result.created = [indicator for indicator, _ in new]
@@ -291,7 +287,7 @@ def _store(
             ],
             batch_size=1000,
         )
-    _link(new + [(i, e) for e in entries for i in [existing.get((e.kind, e.value))] if i is not None], named)
+    _link(new + known, named)
     return result
 
 
