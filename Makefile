@@ -50,6 +50,7 @@ openapi: install  ## regenerate docs/openapi.json after an API change
 bench: install  ## run the benchmarks (incidents: on throwaway PostgreSQL clusters, ~10 minutes)
 	$(BIN)/python bench/lookup.py
 	$(BIN)/python bench/intel_match.py
+	$(BIN)/python bench/stix_import.py
 	scripts/with-postgres.sh $(BIN)/python bench/incident_queue.py
 	CERTNET_PG_FSYNC=on scripts/with-postgres.sh $(BIN)/python bench/report_api.py
 

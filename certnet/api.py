@@ -14,6 +14,7 @@ from certnet.accounts.api import router as accounts_router
 from certnet.core.errors import DomainError
 from certnet.incidents.api import router as incidents_router
 from certnet.intel.api import router as intel_router
+from certnet.intel.api_sharing import router as intel_sharing_router
 from certnet.notifications.api import router as notifications_router
 from certnet.registry.api import router as registry_router
 
@@ -105,5 +106,6 @@ def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
 api.add_router("/", accounts_router)
 api.add_router("/", registry_router)
 api.add_router("/", incidents_router)
+api.add_router("/", intel_sharing_router)  # first: /indicators/export before /indicators/{id}
 api.add_router("/", intel_router)
 api.add_router("/", notifications_router)

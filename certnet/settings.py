@@ -193,6 +193,10 @@ CERTNET_UPLOAD_LIMITS: list[tuple[str, int]] = [
     (r"/api/v1/reports$", CERTNET_EVIDENCE_MAX_BYTES * 4 // 3 + CERTNET_MAX_REQUEST_BYTES),
 ]
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(CERTNET_MAX_REQUEST_BYTES, *(limit for _, limit in CERTNET_UPLOAD_LIMITS))
+# Intel imports are streamed to a spooled file, never read into memory whole, so their limit stays
+# out of DATA_UPLOAD_MAX_MEMORY_SIZE above. Larger files go through `certnet intel import`.
+CERTNET_MAX_IMPORT_BYTES = int(os.environ.get("CERTNET_MAX_IMPORT_BYTES", str(100 * 1024 * 1024)))
+CERTNET_UPLOAD_LIMITS.append((r"/api/v1/intel/imports(/misp)?$", CERTNET_MAX_IMPORT_BYTES))
 
 # Outgoing mail: an SMTP relay when CERTNET_SMTP_HOST is set; otherwise messages are written as files
 # under var/outbox so the embedded set-up never fails on a missing relay.

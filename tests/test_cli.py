@@ -146,10 +146,11 @@ def test_intel_import_and_export_csv(instance, tmp_path):
     assert exported.returncode == 0, exported.stderr
     lines = exported.stdout.splitlines()
     assert lines[0] == "kind,value,tlp,confidence,first_seen,last_seen,expires_at,tags,description,source"
-    # Sindh sees Punjab's GREEN indicator, not its AMBER one.
-    assert len(lines) == 2
-    assert lines[1].startswith("ipv4,45.9.152.1,green,50,2026-11-01T08:00:00+00:00,")
-    assert lines[1].endswith(',"botnet|rsit:malicious-code=""c2-server""",,')
+    # Sindh sees Punjab's GREEN indicator, not its AMBER one (the demo's GREEN ones are there too).
+    imported_line = next(line for line in lines if line.startswith("ipv4,45.9.152.1,"))
+    assert imported_line.startswith("ipv4,45.9.152.1,green,50,2026-11-01T08:00:00+00:00,")
+    assert imported_line.endswith(',"botnet|rsit:malicious-code=""c2-server""",,')
+    assert not any("evil.example" in line for line in lines)
 
 
 def test_intel_import_refuses_a_bad_file_whole_and_says_where(instance, tmp_path):
@@ -164,3 +165,64 @@ def test_intel_import_refuses_a_bad_file_whole_and_says_where(instance, tmp_path
     refused = run(instance, "intel", "import", str(bad), "--owner", "ncert", "--user", "punjab.analyst")
     assert refused.returncode == 1
     assert "you may only record indicators for an organisation you belong to" in refused.stderr
+
+
+def test_intel_import_and_export_stix(instance, tmp_path):
+    from tests.test_intel_stix import INDICATOR, feed_bundle
+
+    bundle = feed_bundle()
+    bundle["objects"][1]["labels"] = ["october"]
+    path = tmp_path / "feed.json"
+    path.write_text(json.dumps(bundle), encoding="utf-8")
+    imported = run(
+        instance, "intel", "import", str(path), "--owner", "punjab-cert", "--user", "punjab.analyst"
+    )
+    assert imported.returncode == 0, imported.stderr
+    assert (
+        "11 objects; 6 indicators recorded, 0 brought up to date, 5 kept as STIX, 1 sightings"
+        in imported.stdout
+    )
+    exported = run(instance, "intel", "export", "--format", "stix", "--user", "punjab.analyst")
+    assert exported.returncode == 0, exported.stderr
+    objects = {body["id"]: body for body in json.loads(exported.stdout)["objects"]}
+    assert objects[INDICATOR]["pattern"] == "[ipv4-addr:value = '45.9.148.10']"
+    bundle["objects"].append({"type": "campaign", "id": "campaign--not-a-uuid", "spec_version": "2.1"})
+    path.write_text(json.dumps(bundle), encoding="utf-8")
+    refused = run(
+        instance, "intel", "import", str(path), "--owner", "punjab-cert", "--user", "punjab.analyst"
+    )
+    assert refused.returncode == 1
+    assert "objects[11]" in refused.stderr
+    assert "nothing imported" in refused.stderr
+
+
+def test_intel_import_misp_event_and_feed_and_export_misp(instance):
+    fixtures = Path(__file__).parent / "fixtures" / "misp"
+    event = run(
+        instance,
+        "intel",
+        "import",
+        str(fixtures / "event.json"),
+        "--owner",
+        "punjab-cert",
+        "--user",
+        "punjab.analyst",
+    )
+    assert event.returncode == 0, event.stderr
+    assert "intel report" in event.stdout
+    assert "unsupported, kept with the import" in event.stderr
+    feed = run(
+        instance,
+        "intel",
+        "import",
+        str(fixtures / "feed"),
+        "--owner",
+        "punjab-cert",
+        "--user",
+        "punjab.analyst",
+    )
+    assert feed.returncode == 0, feed.stderr
+    assert "2 events" in feed.stdout
+    exported = run(instance, "intel", "export", "--format", "misp", "--user", "punjab.analyst")
+    assert exported.returncode == 0, exported.stderr
+    assert json.loads(exported.stdout)["Event"]["Attribute"]

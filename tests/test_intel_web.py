@@ -66,3 +66,40 @@ def test_a_cert_analyst_works_a_correlation_alert_from_its_page(intel_world):
     assert refused.status_code == 404
     alert.refresh_from_db()
     assert alert.status == "acknowledged"
+
+
+def test_an_intel_report_page_shows_its_audience_and_indicators_and_offers_stix(intel_world):
+    import json
+
+    import stix2
+
+    _, people, clients = intel_world
+    created = clients["lahore"].post(
+        "/indicators", {"owner": "lahore", "indicators": [{"kind": "ipv4", "value": "45.9.151.9"}]}
+    )
+    ids = created.json()["created"]
+    report = clients["lahore"].post(
+        "/intel-reports",
+        {
+            "owner": "lahore",
+            "title": "Phishing wave",
+            "tlp": "amber",
+            "audience": "organisations",
+            "organisations": ["karachi"],
+            "indicators": ids,
+        },
+    )
+    assert report.status_code == 201, report.content
+    report_id = report.json()["id"]
+    listing = browser(people["karachi"]).get("/intel/reports/").content.decode()
+    assert "Phishing wave" in listing
+    page = browser(people["karachi"]).get(f"/intel/reports/{report_id}/")
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert "Listed organisations: Karachi" in html
+    assert "45.9.151.9" in html
+    download = browser(people["karachi"]).get(f"/intel/reports/{report_id}/stix/")
+    assert download["Content-Type"].startswith("application/stix+json")
+    stix2.parse(json.dumps(json.loads(download.content)), allow_custom=False)
+    assert browser(people["multan"]).get(f"/intel/reports/{report_id}/").status_code == 404
+    assert "Phishing wave" not in browser(people["multan"]).get("/intel/reports/").content.decode()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
+from typing import Any
+
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -46,6 +49,15 @@ class Indicator(models.Model):
     kind = models.CharField(max_length=8, choices=KIND_CHOICES)
     value = models.CharField(max_length=2048)  # normalised (certnet.intel.observables.normalise)
     owner = models.ForeignKey("registry.Organisation", on_delete=models.PROTECT, related_name="indicators")
+    # Its STIX identity: kept from an imported bundle, so the same indicator keeps its id across tools.
+    stix_id = models.UUIDField(default=uuid.uuid4)
+    name = models.CharField(max_length=250, blank=True)
+    indicator_types = models.JSONField(default=list, blank=True)  # STIX indicator-type-ov words
+    # The STIX identity that made it, when it came from elsewhere ("" when recorded here).
+    made_by = models.CharField(max_length=60, blank=True)
+    # What other formats said of it that certnet has no field for, kept to give back on export
+    # (e.g. {"misp": {"category": "Network activity", "to_ids": true}}).
+    extras = models.JSONField(default=dict, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
@@ -70,6 +82,7 @@ class Indicator(models.Model):
     reports = models.ManyToManyField("incidents.Report", blank=True, related_name="indicators")
     named_users = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="+")
     shared_with = models.ManyToManyField("registry.Organisation", blank=True, related_name="+")
+    # STIX created/modified: when it was first made (kept from an imported bundle) and last changed.
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
 
@@ -86,6 +99,7 @@ class Indicator(models.Model):
         ordering = ["-last_seen", "-id"]
         constraints = [
             models.UniqueConstraint(fields=["owner", "kind", "value"], name="indicator_once_per_owner"),
+            models.UniqueConstraint(fields=["owner", "stix_id"], name="indicator_stix_id_once_per_owner"),
         ]
         indexes = [
             models.Index(fields=["kind", "value"]),
@@ -194,3 +208,119 @@ class CorrelationAlert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.value} for {self.cert_id}"
+
+
+class Audience(models.TextChoices):
+    OWNER = "owner", "Not shared yet (the owner and the CERTs above it)"
+    COMMUNITY = "community", "The whole community"
+    SECTORS = "sectors", "Sectors"
+    PROVINCES = "provinces", "Provinces"
+    ORGANISATIONS = "organisations", "Listed organisations"
+
+
+class IntelReport(models.Model):
+    """A set of indicators an analyst published to an audience at one TLP. Publishing shares the
+    indicators with the audience (certnet.intel.services.reports); the report keeps who it went to."""
+
+    stix_id = models.UUIDField(default=uuid.uuid4, unique=True)
+    title = models.CharField(max_length=250)
+    summary = models.TextField(blank=True)
+    owner = models.ForeignKey("registry.Organisation", on_delete=models.PROTECT, related_name="intel_reports")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    tlp = models.CharField(max_length=16, choices=TLP.choices, default=TLP.AMBER)
+    audience = models.CharField(max_length=16, choices=Audience.choices)
+    sectors = models.JSONField(default=list, blank=True)
+    provinces = models.JSONField(default=list, blank=True)
+    indicators = models.ManyToManyField(Indicator, related_name="intel_reports")
+    tags = models.ManyToManyField(Tag, blank=True, related_name="intel_reports")
+    extras = models.JSONField(default=dict, blank=True)  # as on Indicator (a MISP event's own fields)
+    # Objects kept as STIX (malware, attack patterns, ...) that the report names.
+    stix_objects: models.ManyToManyField[StixObject, Any] = models.ManyToManyField(
+        "StixObject", blank=True, related_name="intel_reports"
+    )
+    # The organisations the audience named when it was published (AMBER and AMBER+STRICT).
+    shared_with = models.ManyToManyField("registry.Organisation", blank=True, related_name="+")
+    published_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    objects = RestrictedManager()
+    visibility = VisibilitySpec(owner="owner", author="created_by", shared_with="shared_with")
+
+    class Meta:
+        ordering = ["-published_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class StixObject(models.Model):
+    """A STIX object certnet keeps as it came (malware, attack patterns, identities, relationships,
+    reports, observed data, indicators whose patterns are more than one value): nothing imported is
+    lost, and exports give it back. One row per owner, id and version."""
+
+    stix_id = models.CharField(max_length=100)  # "<type>--<uuid>"
+    type = models.CharField(max_length=60)
+    modified = models.DateTimeField()  # its version
+    body = models.JSONField()
+    owner = models.ForeignKey("registry.Organisation", on_delete=models.PROTECT, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    tlp = models.CharField(max_length=16, choices=TLP.choices, default=TLP.AMBER)
+    shared_with = models.ManyToManyField("registry.Organisation", blank=True, related_name="+")
+    named_users = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="+")
+    # Indicators it refers to (a relationship's or report's refs, an observed value), for exports.
+    indicators = models.ManyToManyField(Indicator, blank=True, related_name="stix_objects")
+    added_at = models.DateTimeField()
+
+    objects = RestrictedManager()
+    visibility = VisibilitySpec(
+        owner="owner", author="created_by", named_users="named_users", shared_with="shared_with"
+    )
+
+    class Meta:
+        ordering = ["added_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "stix_id", "modified"], name="stix_object_version_once"),
+        ]
+        indexes = [models.Index(fields=["stix_id"])]
+
+    def __str__(self) -> str:
+        return self.stix_id
+
+
+class ImportFormat(models.TextChoices):
+    STIX = "stix", "STIX 2.1 bundle"
+    MISP = "misp", "MISP event"
+    MISP_FEED = "misp-feed", "MISP feed directory"
+    CSV = "csv", "CSV"
+
+
+class IntelImport(models.Model):
+    """One import of a file or bundle: who brought what in, what was taken, what was refused and why,
+    and what certnet could not use but kept with a note (a MISP attribute of a type it does not know)."""
+
+    owner = models.ForeignKey("registry.Organisation", on_delete=models.PROTECT, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    format = models.CharField(max_length=12, choices=ImportFormat.choices)
+    source = models.CharField(max_length=300, blank=True)  # file name or "api"
+    sha256 = models.CharField(max_length=64, blank=True)
+    tlp = models.CharField(max_length=16, choices=TLP.choices, default=TLP.AMBER)
+    partial = models.BooleanField(default=False)
+    counts = models.JSONField(default=dict)  # {"objects": n, "indicators_created": n, ...}
+    refused = models.JSONField(default=list)  # [{"where": ..., "id": ..., "reasons": [...]}]
+    unsupported = models.JSONField(default=list)  # [{"where": ..., "type": ..., "value": ..., "note": ...}]
+    created_at = models.DateTimeField()
+
+    objects = RestrictedManager()
+    visibility = VisibilitySpec(owner="owner", author="created_by")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.format} import {self.pk} for {self.owner_id}"

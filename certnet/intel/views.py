@@ -1,8 +1,9 @@
-"""Web pages of intel: the one-box indicator search, an indicator, and the correlation alerts of the
-CERTs the user may see. Thin: a selector reads, a service writes, a template renders."""
+"""Web pages of intel: the one-box indicator search, an indicator, intel reports, and the correlation
+alerts of the CERTs the user may see. Thin: a selector reads, a service writes, a template renders."""
 
 from __future__ import annotations
 
+import json
 from typing import cast
 
 from django.contrib.auth.decorators import login_required
@@ -15,7 +16,8 @@ from certnet.core.errors import DomainError
 from certnet.core.pagination import CappedPaginator
 from certnet.core.visibility import can
 from certnet.intel import selectors
-from certnet.intel.models import AlertStatus, CorrelationAlert
+from certnet.intel.models import AlertStatus, Audience, CorrelationAlert, IntelReport
+from certnet.intel.selectors import exports
 from certnet.intel.services.correlation import set_alert_status
 from certnet.web.rendering import render_page_or_fragment
 
@@ -103,3 +105,47 @@ def _detail_context(request: HttpRequest, alert: CorrelationAlert) -> dict[str, 
         "may_change": can(request.user, "change", alert),
         "statuses": AlertStatus.choices,
     }
+
+
+@login_required
+def report_list(request: HttpRequest) -> HttpResponse:
+    reports = exports.visible_reports(request.user).prefetch_related("tags")
+    page = CappedPaginator(reports, PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "intel/reports.html", {"page": page, "reports": list(page.object_list)})
+
+
+@login_required
+def report_detail(request: HttpRequest, report_id: int) -> HttpResponse:
+    try:
+        report = exports.access_report(request.user, report_id)
+    except DomainError:
+        return render(request, "404.html", status=404)
+    context = {
+        "report": report,
+        "audience": _audience_text(report),
+        "tags": sorted(tag.name for tag in report.tags.all()),
+        "indicators": list(exports.report_indicators(request.user, report).prefetch_related("tags")),
+    }
+    return render(request, "intel/report_detail.html", context)
+
+
+@login_required
+def report_stix(request: HttpRequest, report_id: int) -> HttpResponse:
+    try:
+        report = exports.access_report(request.user, report_id)
+    except DomainError:
+        return render(request, "404.html", status=404)
+    bundle = exports.stix_bundle(request.user, exports.report_indicators(request.user, report), report=report)
+    response = HttpResponse(json.dumps(bundle, indent=1), content_type="application/stix+json;version=2.1")
+    response["Content-Disposition"] = f'attachment; filename="intel-report-{report.pk}.stix.json"'
+    return response
+
+
+def _audience_text(report: IntelReport) -> str:
+    named = {
+        Audience.SECTORS: report.sectors,
+        Audience.PROVINCES: report.provinces,
+        Audience.ORGANISATIONS: [org.display_name for org in report.shared_with.all()],
+    }.get(Audience(report.audience))
+    label = Audience(report.audience).label
+    return f"{label}: {', '.join(named)}" if named else label

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +48,14 @@ class IndicatorInput:
     named_users: Sequence[str] = ()
     incidents: Sequence[int] = ()
     reports: Sequence[int] = ()
+    # What an imported record brings from its own format; a new indicator takes them as they are.
+    stix_id: uuid.UUID | None = None
+    name: str = ""
+    indicator_types: Sequence[str] = ()
+    made_by: str = ""  # the STIX identity that made it
+    created: dt.datetime | None = None
+    modified: dt.datetime | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -136,6 +145,14 @@ def _validate(
         if len(errors) == before:
             valid.append(_Valid(item.kind, value, item, tlp, first, last, sorted(set(tags)), here))
     return valid
+
+
+def check_indicators(items: Sequence[IndicatorInput], labels: Sequence[str]) -> list[FieldError]:
+    """What record_indicators would refuse in these items, without recording anything (an import
+    checks a whole bundle before it writes any of it)."""
+    errors: list[FieldError] = []
+    _validate(items, "indicators", labels, errors)
+    return errors
 
 
 def _owner_for(actor: User, owner_slug: str) -> Organisation:
@@ -238,6 +255,7 @@ def _store(
     now = clock.now()
     matcher = warninglist_matcher()
     existing = _existing(organisation, entries)
+    taken_ids = _stix_ids_taken(organisation, entries)
     result = RecordResult()
     new: list[tuple[Indicator, _Valid]] = []
     known: list[tuple[Indicator, _Valid]] = []
@@ -246,10 +264,16 @@ def _store(
         listed = matcher.listed(entry.kind, entry.value) or ""
         if indicator is None:
             start, end = _ranges(entry.kind, entry.value)
+            item = entry.item
             indicator = Indicator(
                 kind=entry.kind,
                 value=entry.value,
                 owner=organisation,
+                stix_id=_fresh_stix_id(item.stix_id, taken_ids),
+                name=item.name[:250],
+                indicator_types=list(item.indicator_types),
+                made_by=item.made_by,
+                extras=item.extras,
                 created_by=actor,
                 tlp=entry.tlp or TLP.AMBER,
                 confidence=50 if entry.item.confidence is None else entry.item.confidence,
@@ -261,8 +285,8 @@ def _store(
                 warninglist=listed,
                 range_start=start,
                 range_end=end,
-                created_at=now,
-                updated_at=now,
+                created_at=item.created or now,
+                updated_at=item.modified or item.created or now,
             )
             new.append((indicator, entry))
             continue
@@ -282,6 +306,9 @@ def _store(
                 "first_seen",
                 "last_seen",
                 "expires_at",
+                "name",
+                "indicator_types",
+                "extras",
                 "warninglist",
                 "updated_at",
             ],
@@ -289,6 +316,26 @@ def _store(
         )
     _link(new + known, named)
     return result
+
+
+def _stix_ids_taken(organisation: Organisation, entries: list[_Valid]) -> set[uuid.UUID]:
+    wanted = [entry.item.stix_id for entry in entries if entry.item.stix_id]
+    taken: set[uuid.UUID] = set()
+    for start in range(0, len(wanted), 500):
+        taken.update(
+            Indicator.objects.filter(owner=organisation, stix_id__in=wanted[start : start + 500]).values_list(
+                "stix_id", flat=True
+            )
+        )
+    return taken
+
+
+def _fresh_stix_id(wanted: uuid.UUID | None, taken: set[uuid.UUID]) -> uuid.UUID:
+    """The id an imported record came with, unless the owner already uses it for another value (a
+    later version of a STIX indicator whose pattern changed): then a new one, so neither is lost."""
+    chosen = wanted if wanted is not None and wanted not in taken else uuid.uuid4()
+    taken.add(chosen)
+    return chosen
 
 
 def _bring_up_to_date(indicator: Indicator, entry: _Valid, listed: str, now: dt.datetime) -> None:
@@ -304,6 +351,12 @@ def _bring_up_to_date(indicator: Indicator, entry: _Valid, listed: str, now: dt.
         indicator.source = entry.item.source[:200]
     if entry.item.expires_at is not None:
         indicator.expires_at = entry.item.expires_at
+    if entry.item.name:
+        indicator.name = entry.item.name[:250]
+    if entry.item.indicator_types:
+        indicator.indicator_types = sorted(set(indicator.indicator_types) | set(entry.item.indicator_types))
+    if entry.item.extras:
+        indicator.extras = {**indicator.extras, **entry.item.extras}
     indicator.warninglist = listed
     indicator.updated_at = now
 
@@ -420,6 +473,71 @@ def record_sighting(
         data={"organisation": seer.slug, "seen_at": when.isoformat(), "count": count},
     )
     return sighting, correlate([(indicator.kind, indicator.value)])
+
+
+@dataclass
+class SightingInput:
+    indicator_id: int
+    first_seen: dt.datetime
+    last_seen: dt.datetime
+    count: int = 1
+    source: str = ""
+
+
+def record_sightings(
+    *, actor: User, organisation: Organisation, sightings: Sequence[SightingInput]
+) -> list[CorrelationAlert]:
+    """Many sightings by one organisation at once (an imported bundle's): one read, bulk writes, one
+    audit entry and one correlation pass. The caller has checked that the actor may see each
+    indicator and speaks for the organisation."""
+    if not sightings:
+        return []
+    ids = sorted({s.indicator_id for s in sightings})
+    known = {
+        sighting.indicator_id: sighting
+        for start in range(0, len(ids), 2000)
+        for sighting in Sighting.objects.select_for_update().filter(
+            organisation=organisation, indicator_id__in=ids[start : start + 2000]
+        )
+    }
+    new: dict[int, Sighting] = {}
+    for item in sightings:
+        sighting = known.get(item.indicator_id) or new.get(item.indicator_id)
+        if sighting is None:
+            new[item.indicator_id] = Sighting(
+                indicator_id=item.indicator_id,
+                organisation=organisation,
+                reported_by=actor,
+                first_seen=item.first_seen,
+                last_seen=item.last_seen,
+                count=item.count,
+                source=item.source[:200],
+            )
+            continue
+        sighting.first_seen = min(sighting.first_seen, item.first_seen)
+        sighting.last_seen = max(sighting.last_seen, item.last_seen)
+        sighting.count += item.count
+        sighting.reported_by = actor
+    Sighting.objects.bulk_create(list(new.values()), batch_size=1000)
+    if known:
+        Sighting.objects.bulk_update(
+            list(known.values()), ["first_seen", "last_seen", "count", "reported_by"], batch_size=1000
+        )
+    for start in range(0, len(ids), AUDIT_IDS_PER_ENTRY):
+        part = ids[start : start + AUDIT_IDS_PER_ENTRY]
+        audit.record(
+            actor=actor,
+            action="intel.indicators.sightings",
+            target=organisation,
+            organisation_id=organisation.pk,
+            data={"count": len(part), "indicators": part},
+        )
+    keys = [
+        key
+        for start in range(0, len(ids), 2000)
+        for key in Indicator.objects.filter(pk__in=ids[start : start + 2000]).values_list("kind", "value")
+    ]
+    return correlate(keys)
 
 
 @dataclass

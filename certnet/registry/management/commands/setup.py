@@ -42,6 +42,7 @@ class Command(BaseCommand):
             call_command("load_warninglists", stdout=self.stdout)
             if options["demo"]:
                 self._load_demo()
+                call_command("load_demo_intel", stdout=self.stdout)
         except DomainError as exc:
             raise CommandError("\n".join([exc.detail, *(f"  {e}" for e in exc.errors)])) from None
 

@@ -12,7 +12,7 @@ from django.db.models import Q, QuerySet
 from certnet.core.errors import NotFound, invalid
 from certnet.incidents.models import Incident, Report
 from certnet.intel.index import warninglist_matcher
-from certnet.intel.models import AlertStatus, CorrelationAlert, Indicator, Sighting, Warninglist
+from certnet.intel.models import AlertStatus, CorrelationAlert, Indicator, IntelImport, Sighting, Warninglist
 from certnet.intel.observables import KINDS, Kind, extract
 from certnet.registry.models import Organisation
 from certnet.registry.resources import address_key
@@ -173,3 +173,17 @@ def reports_of(user: UserLike | None, indicator: Indicator) -> set[int]:
     return set(
         Report.objects.restrict(user, "view").filter(indicators=indicator).values_list("pk", flat=True)
     )
+
+
+def access_incident(user: UserLike | None, incident_id: int) -> Incident:
+    found = Incident.objects.restrict(user, "view").filter(pk=incident_id).first()
+    if found is None:
+        raise NotFound(f"no incident {incident_id}")
+    return found
+
+
+def access_import(user: UserLike | None, import_id: int) -> IntelImport:
+    found = IntelImport.objects.restrict(user, "view").select_related("owner").filter(pk=import_id).first()
+    if found is None:
+        raise NotFound(f"no import {import_id}")
+    return found

@@ -1,0 +1,234 @@
+"""Publishing intel reports: a set of indicators shared with an audience at one TLP.
+
+Publishing is an act of sharing, judged through certnet.core.visibility like any other: the publisher
+needs the share right on every indicator; an indicator stricter than the report is lowered only when
+the publisher may lower it (its owner); at AMBER the audience's organisations are added to each
+indicator's sharing, at GREEN or CLEAR the indicators already reach the whole community."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import transaction
+
+from certnet.accounts.models import User
+from certnet.core import audit, clock
+from certnet.core.errors import FieldError, Forbidden, InvalidInput
+from certnet.core.roles import Role
+from certnet.core.tlp import TLP
+from certnet.core.visibility import can, may_lower_tlp, principal_for
+from certnet.intel.models import Audience, Indicator, IntelReport, StixObject, Tag
+from certnet.intel.selectors.exports import stix_objects
+from certnet.intel.services.indicators import normalise_tag
+from certnet.intel.signals import report_published
+from certnet.registry.models import Organisation
+
+MAX_INDICATORS = 100_000
+# What each audience admits: the whole community is reached at CLEAR or GREEN; named parts of it at
+# AMBER or AMBER+STRICT; RED is for named people, who are named on indicators, not reports.
+_AUDIENCE_TLPS = {
+    Audience.OWNER: {TLP.AMBER, TLP.AMBER_STRICT},
+    Audience.COMMUNITY: {TLP.CLEAR, TLP.GREEN},
+    Audience.SECTORS: {TLP.AMBER, TLP.AMBER_STRICT},
+    Audience.PROVINCES: {TLP.AMBER, TLP.AMBER_STRICT},
+    Audience.ORGANISATIONS: {TLP.AMBER, TLP.AMBER_STRICT},
+}
+
+
+@dataclass
+class ReportInput:
+    owner: str
+    title: str
+    tlp: str
+    audience: str
+    summary: str = ""
+    sectors: Sequence[str] = ()
+    provinces: Sequence[str] = ()
+    organisations: Sequence[str] = ()
+    indicators: Sequence[int] = ()
+    stix_objects: Sequence[int] = ()
+    tags: Sequence[str] = ()
+    stix_id: uuid.UUID | None = None
+    published_at: Any = None  # a datetime kept from an imported report; now otherwise
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def publisher_organisation(actor: User, slug: str) -> Organisation:
+    owner = Organisation.objects.filter(slug=slug).first()
+    if owner is None or owner.pk not in principal_for(actor).orgs_with(Role.ANALYST):
+        raise Forbidden(
+            f"intel reports are published by an analyst of the publishing organisation, not {slug!r}"
+        )
+    return owner
+
+
+def _audience_orgs(spec: ReportInput, audience: Audience, errors: list[FieldError]) -> list[Organisation]:
+    def named(field_name: str, values: Sequence[str], lookup: str) -> list[Organisation]:
+        if not values:
+            errors.append(FieldError(field_name, f"an audience of {audience.value} names at least one"))
+            return []
+        found = list(Organisation.objects.filter(**{f"{lookup}__in": list(values)}).order_by("slug"))
+        present = {getattr(org, lookup) for org in found}
+        for value in values:
+            if value not in present:
+                errors.append(FieldError(field_name, f"no organisation has {lookup} {value!r}"))
+        return found
+
+    if audience == Audience.SECTORS:
+        return named("sectors", spec.sectors, "sector")
+    if audience == Audience.PROVINCES:
+        return named("provinces", spec.provinces, "province")
+    if audience == Audience.ORGANISATIONS:
+        return named("organisations", spec.organisations, "slug")
+    return []
+
+
+def _check_indicators(
+    actor: User, spec: ReportInput, tlp: TLP | None, errors: list[FieldError]
+) -> tuple[list[Indicator], list[Indicator]]:
+    """The report's indicators, and those of them that must be lowered to the report's TLP."""
+    if len(spec.indicators) > MAX_INDICATORS:
+        errors.append(
+            FieldError("indicators", f"{len(spec.indicators)} indicators; the limit is {MAX_INDICATORS}")
+        )
+        return [], []
+    wanted = list(dict.fromkeys(spec.indicators))
+    found = {
+        indicator.pk: indicator
+        for start in range(0, len(wanted), 2000)
+        for indicator in Indicator.objects.restrict(actor, "view")
+        .filter(pk__in=wanted[start : start + 2000])
+        .select_related("owner")
+    }
+    chosen: list[Indicator] = []
+    to_lower: list[Indicator] = []
+    for position, indicator_id in enumerate(wanted):
+        indicator = found.get(indicator_id)
+        where = f"indicators[{position}]"
+        if indicator is None:
+            errors.append(FieldError(where, f"no indicator {indicator_id}"))
+            continue
+        if not can(actor, "share", indicator):
+            errors.append(FieldError(where, f"you may not share indicator {indicator_id} ({indicator})"))
+            continue
+        chosen.append(indicator)
+        if tlp is not None and TLP(indicator.tlp).is_stricter_than(tlp):
+            if not may_lower_tlp(actor, indicator):
+                errors.append(
+                    FieldError(
+                        where,
+                        f"indicator {indicator_id} is {TLP(indicator.tlp).label}; only its owner "
+                        f"{indicator.owner.slug} may lower it to {tlp.label}",
+                    )
+                )
+            else:
+                to_lower.append(indicator)
+    return chosen, to_lower
+
+
+@transaction.atomic
+def publish_intel_report(*, actor: User, spec: ReportInput) -> IntelReport:
+    """Publish indicators to an audience. All or nothing: every problem is named and nothing changes."""
+    owner = publisher_organisation(actor, spec.owner)
+    errors: list[FieldError] = []
+    if not spec.title.strip():
+        errors.append(FieldError("title", "a report needs a title"))
+    try:
+        tlp: TLP | None = TLP.parse(spec.tlp)
+    except ValueError as exc:
+        errors.append(FieldError("tlp", str(exc)))
+        tlp = None
+    try:
+        audience: Audience | None = Audience(spec.audience)
+    except ValueError:
+        errors.append(FieldError("audience", f"{spec.audience!r} is not one of {', '.join(Audience.values)}"))
+        audience = None
+    if audience is not None and tlp is not None and tlp not in _AUDIENCE_TLPS[audience]:
+        allowed = " or ".join(sorted(t.label for t in _AUDIENCE_TLPS[audience]))
+        errors.append(
+            FieldError("tlp", f"an audience of {audience.value} is published at {allowed}, not {tlp.label}")
+        )
+    recipients = _audience_orgs(spec, audience, errors) if audience else []
+    indicators, to_lower = _check_indicators(actor, spec, tlp, errors)
+    kept = list(StixObject.objects.restrict(actor, "view").filter(pk__in=list(spec.stix_objects)))
+    missing = sorted(set(spec.stix_objects) - {k.pk for k in kept})
+    if missing:
+        errors.append(FieldError("stix_objects", f"no kept STIX object {missing[0]}"))
+    tags: list[str] = []
+    for number, text in enumerate(spec.tags):
+        try:
+            tags.append(normalise_tag(text, loc=f"tags[{number}]"))
+        except InvalidInput as exc:
+            errors.extend(exc.errors)
+    if errors:
+        raise InvalidInput(
+            f"{len(errors)} problem(s), nothing published: " + "; ".join(str(e) for e in errors[:20]),
+            errors=errors,
+        )
+    if tlp is None or audience is None:  # both were reported among the errors above
+        raise AssertionError("unreachable")
+    now = clock.now()
+    report = IntelReport.objects.create(
+        stix_id=spec.stix_id or uuid.uuid4(),
+        title=spec.title.strip()[:250],
+        summary=spec.summary,
+        owner=owner,
+        created_by=actor,
+        tlp=tlp,
+        audience=audience,
+        sectors=sorted(set(spec.sectors)) if audience == Audience.SECTORS else [],
+        provinces=sorted(set(spec.provinces)) if audience == Audience.PROVINCES else [],
+        extras=spec.extras,
+        published_at=spec.published_at or now,
+        updated_at=now,
+    )
+    report.indicators.set(indicators)
+    report.stix_objects.set(kept)
+    report.shared_with.set(recipients)
+    if tags:
+        for name in tags:
+            Tag.objects.get_or_create(name=name)
+        report.tags.set(Tag.objects.filter(name__in=tags))
+    lowered = _share_indicators(indicators, to_lower, tlp, recipients, now)
+    audit.record(
+        actor=actor,
+        action="intel.report.publish",
+        target=report,
+        organisation_id=owner.pk,
+        data={
+            "title": report.title,
+            "tlp": report.tlp,
+            "audience": audience.value,
+            "recipients": [org.slug for org in recipients],
+            "indicators": [indicator.pk for indicator in indicators],
+            "lowered": lowered,
+        },
+    )
+    if audience != Audience.OWNER:
+        objects = stix_objects(actor, Indicator.objects.filter(intel_reports=report), report=report)
+        report_published.send(sender=IntelReport, report=report, objects=objects, actor=actor)
+    return report
+
+
+def _share_indicators(
+    indicators: list[Indicator], to_lower: list[Indicator], tlp: TLP, recipients: list[Organisation], now: Any
+) -> list[int]:
+    """Lower the indicators the owner agreed to lower by publishing, and share the rest with the
+    audience. Returns the ids lowered (the audit entry names them)."""
+    for indicator in to_lower:
+        indicator.tlp = tlp
+        indicator.updated_at = now
+    if to_lower:
+        Indicator.objects.bulk_update(to_lower, ["tlp", "updated_at"], batch_size=1000)
+    if recipients and tlp in (TLP.AMBER, TLP.AMBER_STRICT):
+        through = Indicator.shared_with.through
+        rows = [
+            through(indicator_id=indicator.pk, organisation_id=org.pk)
+            for indicator in indicators
+            for org in recipients
+        ]
+        through.objects.bulk_create(rows, batch_size=2000, ignore_conflicts=True)
+    return [indicator.pk for indicator in to_lower]
