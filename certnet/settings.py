@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "certnet.notifications",
     "certnet.incidents",
     "certnet.intel",
+    "certnet.taxii",
     "certnet.web",
     "huey.contrib.djhuey",
 ]
@@ -187,10 +188,16 @@ STORAGES = {
 # stays under CERTNET_MAX_REQUEST_BYTES (certnet.core.middleware). Django's own cap on what it reads
 # into memory must admit the largest of them; the middleware has refused larger bodies by then.
 _EVIDENCE_UPLOAD_BYTES = CERTNET_EVIDENCE_MAX_BYTES + 256 * 1024
+# The largest envelope a TAXII client may add (advertised as max_content_length). The door lets up to
+# twice that through so the TAXII server itself refuses the excess, in TAXII's error format.
+CERTNET_TAXII_MAX_CONTENT_LENGTH = int(
+    os.environ.get("CERTNET_TAXII_MAX_CONTENT_LENGTH", str(10 * 1024 * 1024))
+)
 CERTNET_UPLOAD_LIMITS: list[tuple[str, int]] = [
     (r"/api/v1/(incidents|reports)/\d+/evidence$", _EVIDENCE_UPLOAD_BYTES),
     (r"/incidents/\d+/evidence/upload/$", _EVIDENCE_UPLOAD_BYTES),
     (r"/api/v1/reports$", CERTNET_EVIDENCE_MAX_BYTES * 4 // 3 + CERTNET_MAX_REQUEST_BYTES),
+    (r"/taxii2/api/collections/[^/]+/objects/$", 2 * CERTNET_TAXII_MAX_CONTENT_LENGTH),
 ]
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(CERTNET_MAX_REQUEST_BYTES, *(limit for _, limit in CERTNET_UPLOAD_LIMITS))
 # Intel imports are streamed to a spooled file, never read into memory whole, so their limit stays
