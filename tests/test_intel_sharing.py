@@ -163,3 +163,20 @@ def test_a_misp_event_is_imported_over_the_api_and_its_report_exported_as_misp(i
     assert clients["karachi"].get(f"/intel-reports/{body['report_id']}/misp").status_code == 404
     adhoc = clients["lahore"].get("/indicators/export", format="misp").json()
     assert adhoc["Event"]["Attribute"]
+
+
+def test_the_set_rule_for_lowering_tlp_agrees_with_the_record_rule(intel_world):
+    from certnet.core.visibility import LOWER_TLP, may_lower_tlp
+
+    _, people, clients = intel_world
+    ids = record(clients["lahore"], "lahore", "45.9.148.5", "45.9.148.6", tlp="amber+strict")
+    for name, user in people.items():
+        in_sql = set(
+            Indicator.objects.restrict(user, LOWER_TLP).filter(pk__in=ids).values_list("pk", flat=True)
+        )
+        one_by_one = {pk for pk in ids if may_lower_tlp(user, Indicator.objects.get(pk=pk))}
+        assert in_sql == one_by_one, name
+    assert set(Indicator.objects.restrict(people["lahore"], LOWER_TLP).values_list("pk", flat=True)) == set(
+        ids
+    )
+    assert not Indicator.objects.restrict(people["punjab-handler"], LOWER_TLP).exists()

@@ -66,6 +66,9 @@ DEFAULT_ACTION_RULES: Mapping[str, ActionRule] = {
 }
 
 READ_ACTIONS = ("view", "view_stub")
+# Not an ActionRule: TLP is lowered only by the owner organisation (analyst or above) or a platform
+# administrator, whatever the record type. `restrict(user, LOWER_TLP)` is may_lower_tlp for a set.
+LOWER_TLP = "lower_tlp"
 
 
 @dataclass(frozen=True)
@@ -316,6 +319,11 @@ def restriction(model: type[models.Model], spec: VisibilitySpec, user: UserLike 
         return _view_q(model, spec, principal, stub=False)
     if action == "view_stub":
         return _view_q(model, spec, principal, stub=True)
+    if action == LOWER_TLP:
+        full_view = _view_q(model, spec, principal, stub=False)
+        if principal.is_platform_admin:
+            return full_view
+        return full_view & _owner_in(spec, principal.orgs_with(Role.ANALYST))
     rule = spec.rule(action)
     full_view = _view_q(model, spec, principal, stub=False)
     if principal.is_platform_admin and rule.platform_admins:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -155,15 +155,19 @@ def check_indicators(items: Sequence[IndicatorInput], labels: Sequence[str]) -> 
     return errors
 
 
-def _owner_for(actor: User, owner_slug: str) -> Organisation:
+def organisation_acting_for(
+    actor: User, owner_slug: str, *, doing: str = "record indicators"
+) -> Organisation:
+    """The organisation the actor records, imports or publishes for: one where they are an analyst."""
     owner = Organisation.objects.filter(slug=owner_slug).first()
     principal = principal_for(actor)
     if owner is None or owner.pk not in principal.orgs_with(Role.VIEWER):
         raise Forbidden(
-            f"you may only record indicators for an organisation you belong to, not {owner_slug!r}"
+            f"you may only {doing} for an organisation you belong to (as an analyst or above), "
+            f"not {owner_slug!r}"
         )
     if owner.pk not in principal.orgs_with(Role.ANALYST):
-        raise Forbidden(f"recording indicators for {owner.slug} needs the analyst role or above")
+        raise Forbidden(f"you need the analyst role or above in {owner.slug} to {doing}")
     return owner
 
 
@@ -199,7 +203,7 @@ def record_indicators(
     to date (seen times widened, tags added, TLP raised, never lowered here). All or nothing: any
     invalid item fails the whole call, naming every problem with its position (`loc[i]`, or the
     item's own label, such as a file's line number, when `labels` are given)."""
-    organisation = _owner_for(actor, owner)
+    organisation = organisation_acting_for(actor, owner)
     errors: list[FieldError] = []
     valid = _validate(items, loc, labels, errors)
     incident_ids = _visible_ids(actor, Incident, {i for v in valid for i in v.item.incidents})
@@ -363,12 +367,7 @@ def _bring_up_to_date(indicator: Indicator, entry: _Valid, listed: str, now: dt.
 
 def _link(pairs: list[tuple[Indicator, _Valid]], named: dict[str, User]) -> None:
     """Tags, incidents, reports and named readers for many indicators: one insert per link table."""
-    tag_names = {tag for _, entry in pairs for tag in entry.tags}
-    tags = {tag.name: tag for tag in Tag.objects.filter(name__in=tag_names)}
-    missing = [Tag(name=name) for name in sorted(tag_names - set(tags))]
-    if missing:
-        Tag.objects.bulk_create(missing, ignore_conflicts=True)
-        tags = {tag.name: tag for tag in Tag.objects.filter(name__in=tag_names)}
+    tags = {tag.name: tag for tag in tags_named({tag for _, entry in pairs for tag in entry.tags})}
     links: dict[str, list[Any]] = {"tags": [], "incidents": [], "reports": [], "named_users": []}
     through = {name: getattr(Indicator, name).through for name in links}
     for indicator, entry in pairs:
@@ -386,6 +385,17 @@ def _link(pairs: list[tuple[Indicator, _Valid]], named: dict[str, User]) -> None
     for name, rows in links.items():
         if rows:
             through[name].objects.bulk_create(rows, batch_size=1000, ignore_conflicts=True)
+
+
+def tags_named(names: Iterable[str]) -> list[Tag]:
+    """The tags with these (already normalised) names, the missing ones created: two queries at most."""
+    wanted = set(names)
+    tags = list(Tag.objects.filter(name__in=wanted))
+    missing = [Tag(name=name) for name in sorted(wanted - {tag.name for tag in tags})]
+    if missing:
+        Tag.objects.bulk_create(missing, ignore_conflicts=True)
+        tags = list(Tag.objects.filter(name__in=wanted))
+    return tags
 
 
 def audit_batch(actor: User, organisation: Organisation, result: RecordResult) -> None:
@@ -607,9 +617,7 @@ def change_indicator(*, actor: User, indicator_id: int, change: IndicatorChange)
     indicator.updated_at = clock.now()
     indicator.save()
     if change.tags is not None:
-        for name in tags:
-            Tag.objects.get_or_create(name=name)
-        indicator.tags.set(Tag.objects.filter(name__in=tags))
+        indicator.tags.set(tags_named(tags))
     if change.shared_with is not None:
         indicator.shared_with.set(shared)
     if change.incidents is not None:

@@ -42,10 +42,16 @@ from certnet.core.errors import FieldError, InvalidInput
 from certnet.core.tlp import TLP
 from certnet.core.visibility import require
 from certnet.intel import misp
-from certnet.intel.models import Audience, ImportFormat, Indicator, IntelImport, IntelReport, Tag
+from certnet.intel.models import Audience, ImportFormat, Indicator, IntelImport, IntelReport
 from certnet.intel.services.correlation import key_chunks
-from certnet.intel.services.indicators import IndicatorInput, check_indicators, record_indicators
-from certnet.intel.services.reports import ReportInput, publish_intel_report, publisher_organisation
+from certnet.intel.services.indicators import (
+    IndicatorInput,
+    check_indicators,
+    organisation_acting_for,
+    record_indicators,
+    tags_named,
+)
+from certnet.intel.services.reports import ReportInput, publish_intel_report, share_with_audience
 from certnet.registry.models import Organisation
 
 MANIFEST = "manifest.json"
@@ -86,7 +92,7 @@ def import_misp_event(
     *, actor: User, owner: str, data: dict[str, Any], partial: bool = False, source_name: str = "api"
 ) -> MispImportOutcome:
     """Import one MISP event for the owner organisation (the actor must be one of its analysts)."""
-    organisation = publisher_organisation(actor, owner)
+    organisation = organisation_acting_for(actor, owner, doing="import intelligence")
     event = misp.parse_event(data)
     _check(event)
     _refuse_unless_partial([event], partial)
@@ -115,7 +121,7 @@ def import_misp_feed(*, actor: User, owner: str, directory: Path, partial: bool 
     """Import a MISP feed directory: `manifest.json` (event uuid -> its summary) and one
     `<uuid>.json` per event. Every event the manifest names must be there; an event file the
     manifest does not name is not imported, and is listed."""
-    organisation = publisher_organisation(actor, owner)
+    organisation = organisation_acting_for(actor, owner, doing="import intelligence")
     manifest_bytes = _read_bytes(directory / MANIFEST, MANIFEST)
     uuids = _manifest_uuids(_json(manifest_bytes, MANIFEST))
     missing = [key for key in uuids if not (directory / f"{key}.json").is_file()]
@@ -440,19 +446,10 @@ def _update_report(
     report.extras = {**report.extras, "misp": event.fields()}
     report.updated_at = now
     report.save(update_fields=["title", "extras", "updated_at"])
-    for name in event.tags:
-        Tag.objects.get_or_create(name=name)
-    report.tags.set(Tag.objects.filter(name__in=event.tags))
+    report.tags.set(tags_named(event.tags))
     report.indicators.set(indicators)
     added = [indicator for indicator in indicators if indicator.pk not in before]
-    recipients = list(report.shared_with.values_list("pk", flat=True))
-    if added and recipients and TLP(report.tlp) in (TLP.AMBER, TLP.AMBER_STRICT):
-        through = Indicator.shared_with.through
-        through.objects.bulk_create(
-            [through(indicator_id=i.pk, organisation_id=org) for i in added for org in recipients],
-            batch_size=2000,
-            ignore_conflicts=True,
-        )
+    share_with_audience(added, TLP(report.tlp), list(report.shared_with.values_list("pk", flat=True)))
     audit.record(
         actor=actor,
         action="intel.report.update",

@@ -16,13 +16,12 @@ from django.db import transaction
 
 from certnet.accounts.models import User
 from certnet.core import audit, clock
-from certnet.core.errors import FieldError, Forbidden, InvalidInput
-from certnet.core.roles import Role
+from certnet.core.errors import FieldError, InvalidInput
 from certnet.core.tlp import TLP
-from certnet.core.visibility import can, may_lower_tlp, principal_for
-from certnet.intel.models import Audience, Indicator, IntelReport, StixObject, Tag
+from certnet.core.visibility import LOWER_TLP
+from certnet.intel.models import Audience, Indicator, IntelReport, StixObject
 from certnet.intel.selectors.exports import stix_objects
-from certnet.intel.services.indicators import normalise_tag
+from certnet.intel.services.indicators import normalise_tag, organisation_acting_for, tags_named
 from certnet.intel.signals import report_published
 from certnet.registry.models import Organisation
 
@@ -56,15 +55,6 @@ class ReportInput:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
-def publisher_organisation(actor: User, slug: str) -> Organisation:
-    owner = Organisation.objects.filter(slug=slug).first()
-    if owner is None or owner.pk not in principal_for(actor).orgs_with(Role.ANALYST):
-        raise Forbidden(
-            f"intel reports are published by an analyst of the publishing organisation, not {slug!r}"
-        )
-    return owner
-
-
 def _audience_orgs(spec: ReportInput, audience: Audience, errors: list[FieldError]) -> list[Organisation]:
     def named(field_name: str, values: Sequence[str], lookup: str) -> list[Organisation]:
         if not values:
@@ -96,13 +86,9 @@ def _check_indicators(
         )
         return [], []
     wanted = list(dict.fromkeys(spec.indicators))
-    found = {
-        indicator.pk: indicator
-        for start in range(0, len(wanted), 2000)
-        for indicator in Indicator.objects.restrict(actor, "view")
-        .filter(pk__in=wanted[start : start + 2000])
-        .select_related("owner")
-    }
+    found = _ids_allowed(actor, "view", wanted)
+    shareable = _ids_allowed(actor, "share", list(found))
+    lowerable = _ids_allowed(actor, LOWER_TLP, [pk for pk in shareable if _stricter(found[pk], tlp)])
     chosen: list[Indicator] = []
     to_lower: list[Indicator] = []
     for position, indicator_id in enumerate(wanted):
@@ -111,12 +97,12 @@ def _check_indicators(
         if indicator is None:
             errors.append(FieldError(where, f"no indicator {indicator_id}"))
             continue
-        if not can(actor, "share", indicator):
+        if indicator_id not in shareable:
             errors.append(FieldError(where, f"you may not share indicator {indicator_id} ({indicator})"))
             continue
         chosen.append(indicator)
-        if tlp is not None and TLP(indicator.tlp).is_stricter_than(tlp):
-            if not may_lower_tlp(actor, indicator):
+        if tlp is not None and _stricter(indicator, tlp):
+            if indicator_id not in lowerable:
                 errors.append(
                     FieldError(
                         where,
@@ -129,10 +115,26 @@ def _check_indicators(
     return chosen, to_lower
 
 
+def _stricter(indicator: Indicator, tlp: TLP | None) -> bool:
+    return tlp is not None and TLP(indicator.tlp).is_stricter_than(tlp)
+
+
+def _ids_allowed(actor: User, action: str, ids: list[int]) -> dict[int, Indicator]:
+    """The indicators among `ids` the actor may act on, judged in SQL a chunk at a time (a report may
+    name tens of thousands)."""
+    return {
+        indicator.pk: indicator
+        for start in range(0, len(ids), 2000)
+        for indicator in Indicator.objects.restrict(actor, action)
+        .filter(pk__in=ids[start : start + 2000])
+        .select_related("owner")
+    }
+
+
 @transaction.atomic
 def publish_intel_report(*, actor: User, spec: ReportInput) -> IntelReport:
     """Publish indicators to an audience. All or nothing: every problem is named and nothing changes."""
-    owner = publisher_organisation(actor, spec.owner)
+    owner = organisation_acting_for(actor, spec.owner, doing="publish intel reports")
     errors: list[FieldError] = []
     if not spec.title.strip():
         errors.append(FieldError("title", "a report needs a title"))
@@ -189,9 +191,7 @@ def publish_intel_report(*, actor: User, spec: ReportInput) -> IntelReport:
     report.stix_objects.set(kept)
     report.shared_with.set(recipients)
     if tags:
-        for name in tags:
-            Tag.objects.get_or_create(name=name)
-        report.tags.set(Tag.objects.filter(name__in=tags))
+        report.tags.set(tags_named(tags))
     lowered = _share_indicators(indicators, to_lower, tlp, recipients, now)
     audit.record(
         actor=actor,
@@ -223,12 +223,15 @@ def _share_indicators(
         indicator.updated_at = now
     if to_lower:
         Indicator.objects.bulk_update(to_lower, ["tlp", "updated_at"], batch_size=1000)
-    if recipients and tlp in (TLP.AMBER, TLP.AMBER_STRICT):
-        through = Indicator.shared_with.through
-        rows = [
-            through(indicator_id=indicator.pk, organisation_id=org.pk)
-            for indicator in indicators
-            for org in recipients
-        ]
-        through.objects.bulk_create(rows, batch_size=2000, ignore_conflicts=True)
+    share_with_audience(indicators, tlp, [org.pk for org in recipients])
     return [indicator.pk for indicator in to_lower]
+
+
+def share_with_audience(indicators: Sequence[Indicator], tlp: TLP, organisation_ids: Sequence[int]) -> None:
+    """Add the audience's organisations to the indicators' sharing. Only AMBER and AMBER+STRICT name
+    their audience: at GREEN or CLEAR the whole community sees the indicators already."""
+    if not organisation_ids or tlp not in (TLP.AMBER, TLP.AMBER_STRICT):
+        return
+    through = Indicator.shared_with.through
+    rows = [through(indicator_id=i.pk, organisation_id=org) for i in indicators for org in organisation_ids]
+    through.objects.bulk_create(rows, batch_size=2000, ignore_conflicts=True)

@@ -29,10 +29,10 @@ from certnet.intel.services.indicators import (
     IndicatorInput,
     SightingInput,
     check_indicators,
+    organisation_acting_for,
     record_indicators,
     record_sightings,
 )
-from certnet.intel.services.reports import publisher_organisation
 from certnet.intel.stix_checks import Checked, check_object
 
 CHUNK = 5000
@@ -227,7 +227,7 @@ def import_bundle(
     """Import a STIX 2.1 bundle for the owner organisation (the actor must be one of its analysts).
     Indicators whose pattern compares one value become certnet indicators (merged with the owner's
     own); sightings of them are counted; every other STIX object is kept as it came."""
-    organisation = publisher_organisation(actor, owner)
+    organisation = organisation_acting_for(actor, owner, doing="import intelligence")
     try:
         tlp = TLP.parse(default_tlp) if default_tlp else TLP.AMBER
     except ValueError as exc:
