@@ -52,6 +52,7 @@ bench: install  ## run the benchmarks (incidents: on throwaway PostgreSQL cluste
 	$(BIN)/python bench/intel_match.py
 	$(BIN)/python bench/stix_import.py
 	$(BIN)/python bench/taxii_paging.py
+	bench/pipeline_vs_intelmq.sh 100000
 	scripts/with-postgres.sh $(BIN)/python bench/incident_queue.py
 	CERTNET_PG_FSYNC=on scripts/with-postgres.sh $(BIN)/python bench/report_api.py
 

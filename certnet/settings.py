@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "certnet.incidents",
     "certnet.intel",
     "certnet.taxii",
+    "certnet.feeds",
     "certnet.web",
     "huey.contrib.djhuey",
 ]
@@ -188,6 +189,13 @@ STORAGES = {
 # stays under CERTNET_MAX_REQUEST_BYTES (certnet.core.middleware). Django's own cap on what it reads
 # into memory must admit the largest of them; the middleware has refused larger bodies by then.
 _EVIDENCE_UPLOAD_BYTES = CERTNET_EVIDENCE_MAX_BYTES + 256 * 1024
+# The feed pipeline: the Parquet events store and the deduplicator's window (embedded mode).
+CERTNET_EVENTS_DIR = Path(os.environ.get("CERTNET_EVENTS_DIR", VAR_DIR / "events"))
+CERTNET_FEEDS_STATE_DIR = Path(os.environ.get("CERTNET_FEEDS_STATE_DIR", VAR_DIR / "feeds"))
+# An installation's own mappings (`certnet feeds shadowserver-schema FILE`), beside the shipped ones.
+CERTNET_FEED_MAPPINGS_DIR = Path(os.environ.get("CERTNET_FEED_MAPPINGS_DIR", VAR_DIR / "feeds" / "mappings"))
+CERTNET_FEED_BLOCK_BYTES = int(os.environ.get("CERTNET_FEED_BLOCK_BYTES", str(8 * 1024 * 1024)))
+
 # The largest envelope a TAXII client may add (advertised as max_content_length). The door lets up to
 # twice that through so the TAXII server itself refuses the excess, in TAXII's error format.
 CERTNET_TAXII_MAX_CONTENT_LENGTH = int(

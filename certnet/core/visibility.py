@@ -231,6 +231,32 @@ def decide(principal: Principal, facts: RecordFacts) -> Access:
     return Access.FULL if admitted_by_chain else Access.NONE
 
 
+@dataclass(frozen=True)
+class OwnerFilter:
+    """Which owners' records at one TLP a user may read in full, for stores outside the database
+    (the Parquet events store): `everyone`, or only records owned by `owner_ids`."""
+
+    everyone: bool
+    owner_ids: frozenset[int]
+
+    def admits(self, owner_id: int) -> bool:
+        return self.everyone or owner_id in self.owner_ids
+
+
+def readable_owners(user: UserLike | None, tlp: TLP | str) -> OwnerFilter:
+    """The rule of `decide` for a whole store at once: records with no author, no named readers and
+    no sharing (feed events), so the owner and the TLP decide alone."""
+    principal = principal_for(user)
+    label = TLP(tlp)
+    if label == TLP.CLEAR:
+        return OwnerFilter(everyone=True, owner_ids=frozenset())
+    if not principal.is_authenticated or label == TLP.RED:
+        return OwnerFilter(everyone=False, owner_ids=frozenset())
+    if principal.is_platform_admin or (label == TLP.GREEN and principal.is_member):
+        return OwnerFilter(everyone=True, owner_ids=frozenset())
+    return OwnerFilter(everyone=False, owner_ids=principal.reach())
+
+
 def may(principal: Principal, action: str, facts: RecordFacts, spec: VisibilitySpec) -> bool:
     """Whether the principal may do `action` ('view', 'view_stub', 'change', …) to one record."""
     access = decide(principal, facts)

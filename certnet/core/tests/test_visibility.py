@@ -230,3 +230,16 @@ def test_a_rule_can_exclude_platform_administrators(orgs, people):
     assert not may(principal_for(people["platform-admin"]), "file", facts, own_duty)
     assert may(principal_for(people["alpha-author"]), "file", facts, own_duty)
     assert not may(principal_for(people["punjab-handler"]), "file", facts, own_duty)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("tlp", list(TLP))
+def test_the_store_rule_agrees_with_the_record_rule_for_records_nobody_authored(orgs, people, tlp):
+    from certnet.core.visibility import RecordFacts, readable_owners
+
+    for person in PEOPLE:
+        user = people[person]
+        readable = readable_owners(user, tlp)
+        for org in orgs.values():
+            expected = decide(principal_for(user), RecordFacts(owner_id=org.pk, tlp=tlp)) == Access.FULL
+            assert readable.admits(org.pk) == expected, f"{person} on {org.slug} at {tlp}"

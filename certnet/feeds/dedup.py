@@ -1,0 +1,158 @@
+"""Which events were seen before: a window of keys that survives restarts.
+
+An event is a duplicate when an earlier batch, within the window, had an event with the same key.
+Every key remembers the batch that first had it, and a batch that is processed again (a crash before
+its output was acknowledged, a redelivered stream message, the same file run twice) finds its own
+keys new again: its output is written under the same name and replaces itself, so a redelivery never
+turns an event into a "duplicate" of itself and loses it.
+
+`SqliteSeenKeys` (embedded) keeps the window in memory as sorted arrays and on disk in a SQLite file,
+one row per batch. `RedisSeenKeys` (distributed, in `streams.py`) keeps the same facts in Redis so any
+number of workers share them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+DEFAULT_WINDOW = dt.timedelta(hours=24)
+PRUNE_EVERY_SECONDS = 60.0
+
+
+class SeenKeys(Protocol):
+    def claim(self, batch_id: str, keys: np.ndarray) -> np.ndarray:
+        """True for each key (distinct within the batch) not seen before by another batch in the
+        window; the new ones now belong to this batch, so a batch processed next sees them."""
+
+    def commit(self, batch_id: str) -> None:
+        """Make the batch's claim durable, once its output is committed."""
+
+
+def first_in_batch(keys: np.ndarray) -> np.ndarray:
+    """True at the first row of each key within the batch."""
+    keep = np.zeros(len(keys), dtype=bool)
+    _, first = np.unique(keys, return_index=True)
+    keep[first] = True
+    return keep
+
+
+class SqliteSeenKeys:
+    """The embedded window: a SQLite file of per-batch key blocks, read into memory once."""
+
+    def __init__(self, path: Path, window: dt.timedelta = DEFAULT_WINDOW, namespace: str = "") -> None:
+        self.path = path
+        self.window = window
+        self.namespace = namespace
+        self._lock = threading.Lock()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS seen_blocks (namespace TEXT NOT NULL, batch TEXT NOT NULL,"
+            " expires REAL NOT NULL, keys BLOB NOT NULL, PRIMARY KEY (namespace, batch))"
+        )
+        self._keys = np.zeros(0, dtype=np.uint64)
+        self._owners = np.zeros(0, dtype=np.int64)
+        self._batches: list[str] = []
+        self._batch_numbers: dict[str, int] = {}
+        self._pending: dict[str, np.ndarray] = {}
+        self._expires: list[float] = []  # per batch number; a batch not yet committed never expires
+        self._next_prune = time.time() + PRUNE_EVERY_SECONDS
+        self._load()
+
+    def _load(self) -> None:
+        now = time.time()
+        self._db.execute("DELETE FROM seen_blocks WHERE expires < ?", (now,))
+        rows = self._db.execute(
+            "SELECT batch, expires, keys FROM seen_blocks WHERE namespace = ? ORDER BY rowid",
+            (self.namespace,),
+        ).fetchall()
+        keys, owners = [], []
+        for batch, expires, blob in rows:
+            block = np.frombuffer(blob, dtype=np.uint64)
+            keys.append(block)
+            number = self._number(batch)
+            self._expires[number] = expires
+            owners.append(np.full(len(block), number, dtype=np.int64))
+        if keys:
+            self._merge(np.concatenate(keys), np.concatenate(owners))
+
+    def _number(self, batch_id: str) -> int:
+        number = self._batch_numbers.get(batch_id)
+        if number is None:
+            number = len(self._batches)
+            self._batches.append(batch_id)
+            self._batch_numbers[batch_id] = number
+            self._expires.append(float("inf"))
+        return number
+
+    def _prune(self, now: float) -> None:
+        """Forget the keys of batches older than the window, in memory as on disk."""
+        self._next_prune = now + PRUNE_EVERY_SECONDS
+        expires = np.asarray(self._expires, dtype=np.float64)
+        if not (expires < now).any():
+            return
+        live = expires[self._owners] >= now
+        self._keys, self._owners = self._keys[live], self._owners[live]
+        self._db.execute("DELETE FROM seen_blocks WHERE expires < ?", (now,))
+
+    def _merge(self, keys: np.ndarray, owners: np.ndarray) -> None:
+        """Add keys (with the batch that first had them); a key already known keeps its first batch."""
+        order = np.argsort(keys, kind="stable")
+        keys, owners = keys[order], owners[order]
+        first = np.ones(len(keys), dtype=bool)
+        first[1:] = keys[1:] != keys[:-1]
+        keys, owners = keys[first], owners[first]
+        if len(self._keys):
+            position = np.minimum(np.searchsorted(self._keys, keys), len(self._keys) - 1)
+            fresh = self._keys[position] != keys
+            keys, owners = keys[fresh], owners[fresh]
+        # One O(n) insertion of an already sorted block instead of re-sorting the whole window.
+        at = np.searchsorted(self._keys, keys)
+        self._keys = np.insert(self._keys, at, keys)
+        self._owners = np.insert(self._owners, at, owners)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def claim(self, batch_id: str, keys: np.ndarray) -> np.ndarray:
+        keys = keys.astype(np.uint64, copy=False)
+        with self._lock:
+            now = time.time()
+            if now >= self._next_prune:
+                self._prune(now)
+            mine = self._number(batch_id)
+            if len(self._keys):
+                position = np.minimum(np.searchsorted(self._keys, keys), len(self._keys) - 1)
+                found = self._keys[position] == keys
+                new = ~found | (self._owners[position] == mine)
+            else:
+                new = np.ones(len(keys), dtype=bool)
+            claimed = keys[new]
+            self._pending[batch_id] = np.unique(claimed)
+            self._merge(claimed, np.full(len(claimed), mine, dtype=np.int64))
+            return np.asarray(new, dtype=bool)
+
+    def commit(self, batch_id: str) -> None:
+        with self._lock:
+            block = self._pending.pop(batch_id, None)
+            if block is None:
+                return
+            expires = time.time() + self.window.total_seconds()
+            self._expires[self._batch_numbers[batch_id]] = expires
+            self._db.execute(
+                "INSERT INTO seen_blocks (namespace, batch, expires, keys) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (namespace, batch)"
+                " DO UPDATE SET expires = excluded.expires, keys = excluded.keys",
+                (self.namespace, batch_id, expires, block.tobytes()),
+            )
+
+    def close(self) -> None:
+        self._db.close()

@@ -1,0 +1,315 @@
+"""The feed pipeline end to end: a Shadowserver report through parsing, deduplication, routing by the
+registry as of the event's day, the events store and the run's record."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import os
+from pathlib import Path
+
+import duckdb
+import pytest
+from django.core.management import call_command
+
+from certnet.core import audit
+from certnet.core.audit import SystemActor
+from certnet.core.errors import InvalidInput
+from certnet.feeds.models import FeedRun, QuarantinedRow, RunStatus
+from certnet.feeds.services import SourceInput, create_source, run_source_file
+from certnet.registry import services as registry
+from certnet.registry.models import Organisation
+from certnet.registry.services import resources
+
+ACTOR = SystemActor("test")
+COLUMNS = [
+    "timestamp",
+    "severity",
+    "ip",
+    "protocol",
+    "port",
+    "hostname",
+    "tag",
+    "asn",
+    "geo",
+    "region",
+    "city",
+]
+
+
+def scan_rdp(rows: list[dict[str, str]]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=COLUMNS, quoting=csv.QUOTE_ALL, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(
+            {"severity": "medium", "protocol": "tcp", "port": "3389", "tag": "rdp", "geo": "PK", **row}
+        )
+    return out.getvalue()
+
+
+def event(ip: str, at: str = "2026-11-20 10:00:00", **extra: str) -> dict[str, str]:
+    return {"timestamp": at, "ip": ip, **extra}
+
+
+@pytest.fixture
+def feed_world(framework, settings, tmp_path):
+    settings.CERTNET_EVENTS_DIR = tmp_path / "events"
+    settings.CERTNET_FEEDS_STATE_DIR = tmp_path / "state"
+
+    def constituent(slug: str, parent: str):
+        return registry.create_organisation(
+            actor=ACTOR,
+            data=registry.OrganisationInput(
+                slug=slug,
+                name=slug.title(),
+                kind="constituent",
+                reports_to=parent,
+                reports_since=dt.date(2024, 1, 1),
+            ),
+        )
+
+    lahore, karachi = constituent("lahore", "punjab-cert"), constituent("karachi", "sindh-cert")
+    since = dt.date(2026, 1, 1)
+    resources.add_netblock(actor=ACTOR, organisation=lahore, cidr="198.51.100.0/24", valid_from=since)
+    resources.add_netblock(actor=ACTOR, organisation=lahore, cidr="2001:db8:10::/48", valid_from=since)
+    resources.add_netblock(actor=ACTOR, organisation=karachi, cidr="203.0.113.0/25", valid_from=since)
+    # Karachi's second block is registered only from 2026-11-21: an event of the 20th there is unrouted.
+    resources.add_netblock(
+        actor=ACTOR, organisation=karachi, cidr="203.0.113.128/25", valid_from=dt.date(2026, 11, 21)
+    )
+    resources.add_asn(actor=ACTOR, organisation=karachi, asn=64500, valid_from=since)
+    source = create_source(
+        ACTOR,
+        SourceInput(
+            code="shadowserver",
+            name="Shadowserver reports",
+            provider="Shadowserver",
+            owner="ncert",
+            tlp="amber",
+        ),
+    )
+    return {
+        "lahore": lahore,
+        "karachi": karachi,
+        "source": source,
+        "events": tmp_path / "events",
+        "dir": tmp_path,
+    }
+
+
+def stored(events_dir: Path) -> list[dict]:
+    glob = str(events_dir / "day=*" / "feed=*" / "*.parquet")
+    files = duckdb.read_parquet(glob, hive_partitioning=True, union_by_name=True)
+    relation = files.order('"source.ip", "time.source"')
+    return [dict(zip(relation.columns, row, strict=True)) for row in relation.fetchall()]
+
+
+def write(world, name: str, text: str) -> Path:
+    path = world["dir"] / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_a_report_is_parsed_deduplicated_routed_and_stored_with_its_run(feed_world):
+    rows = [
+        event("198.51.100.7", hostname="Host.Example.PK.", tag="rdp;cve-2019-0708"),
+        event("198.51.100.7", hostname="Host.Example.PK.", tag="rdp;cve-2019-0708"),  # exact duplicate
+        event("198.51.100.7", at="2026-11-20 11:00:00"),  # same host, another scan: a new event
+        event("203.0.113.5"),
+        event("203.0.113.200"),  # in a block registered only from the 21st
+        event("192.0.2.9", asn="64500"),  # no netblock, routed by its AS number
+        event("192.0.2.10"),  # nobody's
+        event("2001:DB8:10::1"),
+        event("not-an-address"),
+        event("198.51.100.8", at=""),
+    ]
+    path = write(feed_world, "2026-11-20-scan_rdp-pakistan-geo.csv", scan_rdp(rows))
+    outcome = run_source_file(ACTOR, feed_world["source"], path)
+
+    run = outcome.run
+    assert run.status == RunStatus.DONE
+    assert run.mapping == "shadowserver/scan_rdp"
+    assert not run.error
+    assert run.counts["read"] == 10
+    assert run.counts["parsed"] == 8
+    assert run.counts["quarantined"] == 2
+    assert run.counts["duplicates"] == 1
+    assert run.counts["routed"] == 5
+    assert run.counts["unrouted"] == 2
+    assert run.per_cert == {"punjab-cert": 3, "sindh-cert": 2}
+
+    events = stored(feed_world["events"])
+    assert len(events) == 7
+    by_ip = {}
+    for item in events:
+        by_ip.setdefault(item["source.ip"], []).append(item)
+    first = by_ip["198.51.100.7"][0]
+    assert first["time.source"] == dt.datetime(2026, 11, 20, 10, 0, tzinfo=dt.UTC)
+    assert first["source.port"] == 3389
+    assert first["source.reverse_dns"] == "host.example.pk"
+    assert first["classification.taxonomy"] == "vulnerable"
+    assert first["classification.type"] == "vulnerable-system"
+    assert first["product.vulnerabilities"] == "cve-2019-0708"
+    assert first["extra.tag"] == "rdp;cve-2019-0708"
+    assert first["route.organisation"] == "lahore"
+    assert first["route.cert"] == "punjab-cert"
+    assert first["route.chain"].split() == ["ncert"]
+    assert first["route.matched"] == "ip"
+    assert first["route.resource"] == "198.51.100.0/24"
+    assert first["feed.code"] == "shadowserver"
+    assert first["tlp"] == "AMBER"
+    assert first["day"] == dt.date(2026, 11, 20)
+    assert len(by_ip["198.51.100.7"]) == 2
+    assert by_ip["2001:db8:10::1"][0]["route.organisation"] == "lahore"
+    assert by_ip["192.0.2.9"][0]["route.organisation"] == "karachi"
+    assert by_ip["192.0.2.9"][0]["route.matched"] == "asn"
+    assert by_ip["203.0.113.200"][0]["route.organisation"] is None
+    assert by_ip["192.0.2.10"][0]["route.organisation"] is None
+
+    quarantined = {q.reason: q.raw for q in QuarantinedRow.objects.filter(run=run)}
+    assert "column 'ip': 'not-an-address' is not a valid ip" in quarantined
+    assert '"not-an-address"' not in quarantined["column 'ip': 'not-an-address' is not a valid ip"]
+    assert "not-an-address" in quarantined["column 'ip': 'not-an-address' is not a valid ip"]
+    assert any(reason.startswith("column 'timestamp' is empty") for reason in quarantined)
+    assert audit.verify().ok
+
+
+def test_the_same_file_again_changes_nothing_and_a_later_report_drops_what_was_seen(feed_world):
+    rows = [event("198.51.100.7"), event("203.0.113.5")]
+    path = write(feed_world, "2026-11-20-scan_rdp-pakistan-geo.csv", scan_rdp(rows))
+    first = run_source_file(ACTOR, feed_world["source"], path)
+    repeated = run_source_file(ACTOR, feed_world["source"], path)
+    assert repeated.repeated
+    assert repeated.run.pk == first.run.pk
+
+    # Processed again on purpose (as after a crash): its batches replace their own output.
+    again = run_source_file(ACTOR, feed_world["source"], path, again=True)
+    assert again.run.pk != first.run.pk
+    assert again.run.counts["duplicates"] == 0
+    assert len(stored(feed_world["events"])) == 2
+
+    later = write(
+        feed_world, "2026-11-20-scan_rdp-pakistan-geo-v2.csv", scan_rdp([*rows, event("198.51.100.9")])
+    )
+    outcome = run_source_file(ACTOR, feed_world["source"], later)
+    assert outcome.run.counts["duplicates"] == 2
+    assert outcome.run.counts["written"] == 1
+    assert sorted(e["source.ip"] for e in stored(feed_world["events"])) == [
+        "198.51.100.7",
+        "198.51.100.9",
+        "203.0.113.5",
+    ]
+
+
+def test_files_the_pipeline_cannot_read_fail_their_run_with_a_reason_and_nothing_stored(feed_world):
+    empty = write(feed_world, "2026-11-20-scan_rdp-empty.csv", "")
+    run = run_source_file(ACTOR, feed_world["source"], empty).run
+    assert run.status == RunStatus.FAILED
+    assert "the file is empty" in run.error
+
+    unknown = write(feed_world, "inventory.csv", "name,colour\nwidget,blue\n")
+    run = run_source_file(ACTOR, feed_world["source"], unknown).run
+    assert run.status == RunStatus.FAILED
+    assert "no mapping recognises this file" in run.error
+    assert "name, colour" in run.error
+    assert not list(feed_world["events"].glob("**/*.parquet"))
+
+
+def test_lines_with_too_many_columns_are_quarantined_short_ones_read_and_the_run_goes_on(feed_world):
+    text = (
+        scan_rdp([event("198.51.100.7")])
+        + '"2026-11-20 10:00:00","medium","198.51.100.8","tcp","3389","","","","","","","x"\n'
+    )
+    text += '"2026-11-20 10:00:00","medium","198.51.100.9"\n'  # the last columns missing: read as empty
+    text += scan_rdp([event("203.0.113.5")]).split("\n", 1)[1]
+    path = write(feed_world, "2026-11-20-scan_rdp-pakistan-geo.csv", text)
+    run = run_source_file(ACTOR, feed_world["source"], path).run
+    assert run.status == RunStatus.DONE
+    assert run.counts["read"] == 4
+    assert run.counts["quarantined"] == 1
+    assert run.counts["written"] == 3
+    assert run.notes == ["1 line(s) ended early; their missing last columns were read as empty"]
+    row = QuarantinedRow.objects.get(run=run)
+    assert row.reason == "expected 11 columns, found 12"
+    assert "198.51.100.8" in row.raw
+    assert {e["source.ip"]: e["source.port"] for e in stored(feed_world["events"])}["198.51.100.9"] is None
+
+
+def test_the_cli_runs_a_file_and_prints_its_summary(feed_world):
+    path = write(
+        feed_world,
+        "2026-11-20-scan_rdp-pakistan-geo.csv",
+        scan_rdp([event("198.51.100.7"), event("192.0.2.1")]),
+    )
+    out = io.StringIO()
+    call_command("feeds", "run", str(path), "--json", stdout=out)
+    summary = json.loads(out.getvalue())
+    assert summary["status"] == "done"
+    assert summary["routed"] == 1
+    assert summary["unrouted"] == 1
+    assert summary["per_cert"] == {"punjab-cert": 1}
+    assert FeedRun.objects.get(pk=summary["run"]).source.code == "shadowserver"
+
+
+def test_events_are_searched_with_visibility_by_constituent_and_cert(feed_world, make_user):
+    from certnet.core.roles import Role
+    from certnet.feeds.selectors import EventQuery, search_events
+
+    rows = [
+        event("198.51.100.7"),
+        event("198.51.100.9"),
+        event("203.0.113.5"),
+        event("192.0.2.10"),
+        event("2001:db8:10::5"),
+    ]
+    path = write(feed_world, "2026-11-20-scan_rdp-pakistan-geo.csv", scan_rdp(rows))
+    run_source_file(ACTOR, feed_world["source"], path)
+    orgs = Organisation.objects.in_bulk(field_name="slug")
+    lahore = make_user(orgs["lahore"], Role.VIEWER)
+    punjab = make_user(orgs["punjab-cert"], Role.ANALYST)
+    sindh = make_user(orgs["sindh-cert"], Role.ANALYST)
+    national = make_user(orgs["ncert"], Role.ANALYST)
+
+    def ips(user, **filters):
+        events, total = search_events(user, EventQuery(**filters))
+        assert total == len(events)
+        return sorted(e["source.ip"] for e in events)
+
+    assert ips(lahore) == ["198.51.100.7", "198.51.100.9", "2001:db8:10::5"]
+    assert ips(punjab) == ["198.51.100.7", "198.51.100.9", "2001:db8:10::5"]
+    assert ips(sindh) == ["203.0.113.5"]
+    # The national CERT sees its whole constituency and the unrouted events of the source it operates.
+    assert ips(national) == ["192.0.2.10", "198.51.100.7", "198.51.100.9", "2001:db8:10::5", "203.0.113.5"]
+    assert ips(None) == []
+    assert ips(national, prefix="198.51.100.8/29") == ["198.51.100.9"]
+    assert ips(national, prefix="2001:db8::/32") == ["2001:db8:10::5"]
+    assert ips(national, ip="198.51.100.7") == ["198.51.100.7"]
+    assert ips(national, cert="sindh-cert") == ["203.0.113.5"]
+    assert ips(national, since=dt.date(2026, 11, 21)) == []
+    events, total = search_events(national, EventQuery(limit=2))
+    assert total == 5
+    assert len(events) == 2
+    with pytest.raises(InvalidInput) as refused:
+        search_events(national, EventQuery(prefix="198.51.100.0/33"))
+    assert refused.value.errors[0].loc == "prefix"
+
+
+def test_a_downloaded_shadowserver_schema_installs_mappings_the_pipeline_then_uses(feed_world, settings):
+    shared = Path(os.environ.get("CERTNET_SHARED_DIR", Path(__file__).resolve().parents[2] / "shared"))
+    schema = shared / "data" / "shadowserver" / "intelmq.json"
+    if not schema.exists():
+        pytest.skip(f"Shadowserver's schema snapshot is not at {schema}")
+    settings.CERTNET_FEED_MAPPINGS_DIR = feed_world["dir"] / "mappings"
+    out = io.StringIO()
+    call_command("feeds", "shadowserver-schema", str(schema), stdout=out)
+    assert "Shadowserver report mappings installed" in out.getvalue()
+    # scan_quic is not shipped; once the schema is installed its reports are recognised.
+    sample = (shared / "data" / "shadowserver" / "samples" / "scan_quic.csv").read_text(encoding="utf-8")
+    path = write(feed_world, "2026-11-20-scan_quic-pakistan-geo.csv", sample)
+    run = run_source_file(ACTOR, feed_world["source"], path).run
+    assert run.status == RunStatus.DONE
+    assert run.mapping == "shadowserver/scan_quic"
+    assert audit.verify().ok
