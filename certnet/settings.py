@@ -194,7 +194,8 @@ CERTNET_EVENTS_DIR = Path(os.environ.get("CERTNET_EVENTS_DIR", VAR_DIR / "events
 CERTNET_FEEDS_STATE_DIR = Path(os.environ.get("CERTNET_FEEDS_STATE_DIR", VAR_DIR / "feeds"))
 # An installation's own mappings (`certnet feeds shadowserver-schema FILE`), beside the shipped ones.
 CERTNET_FEED_MAPPINGS_DIR = Path(os.environ.get("CERTNET_FEED_MAPPINGS_DIR", VAR_DIR / "feeds" / "mappings"))
-CERTNET_FEED_BLOCK_BYTES = int(os.environ.get("CERTNET_FEED_BLOCK_BYTES", str(8 * 1024 * 1024)))
+CERTNET_FEED_STREAM_MAX_BATCHES = int(os.environ.get("CERTNET_FEED_STREAM_MAX_BATCHES", "32"))
+CERTNET_FEED_BLOCK_BYTES = int(os.environ.get("CERTNET_FEED_BLOCK_BYTES", str(4 * 1024 * 1024)))
 
 # The largest envelope a TAXII client may add (advertised as max_content_length). The door lets up to
 # twice that through so the TAXII server itself refuses the excess, in TAXII's error format.

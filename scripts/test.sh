@@ -12,6 +12,7 @@ $BIN/mypy certnet
 $BIN/lint-imports
 
 scripts/ensure-chromium.sh || true
+scripts/ensure-redis.sh || true
 
 echo "== tests on SQLite"
 $BIN/python -m pytest -p no:cacheprovider --create-db "$@"

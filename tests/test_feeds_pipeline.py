@@ -3,14 +3,12 @@ registry as of the event's day, the events store and the run's record."""
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 import json
 import os
 from pathlib import Path
 
-import duckdb
 import pytest
 from django.core.management import call_command
 
@@ -18,99 +16,11 @@ from certnet.core import audit
 from certnet.core.audit import SystemActor
 from certnet.core.errors import InvalidInput
 from certnet.feeds.models import FeedRun, QuarantinedRow, RunStatus
-from certnet.feeds.services import SourceInput, create_source, run_source_file
-from certnet.registry import services as registry
+from certnet.feeds.services import run_source_file
 from certnet.registry.models import Organisation
-from certnet.registry.services import resources
+from tests.feeds_support import event, scan_rdp, stored, write
 
 ACTOR = SystemActor("test")
-COLUMNS = [
-    "timestamp",
-    "severity",
-    "ip",
-    "protocol",
-    "port",
-    "hostname",
-    "tag",
-    "asn",
-    "geo",
-    "region",
-    "city",
-]
-
-
-def scan_rdp(rows: list[dict[str, str]]) -> str:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=COLUMNS, quoting=csv.QUOTE_ALL, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow(
-            {"severity": "medium", "protocol": "tcp", "port": "3389", "tag": "rdp", "geo": "PK", **row}
-        )
-    return out.getvalue()
-
-
-def event(ip: str, at: str = "2026-11-20 10:00:00", **extra: str) -> dict[str, str]:
-    return {"timestamp": at, "ip": ip, **extra}
-
-
-@pytest.fixture
-def feed_world(framework, settings, tmp_path):
-    settings.CERTNET_EVENTS_DIR = tmp_path / "events"
-    settings.CERTNET_FEEDS_STATE_DIR = tmp_path / "state"
-
-    def constituent(slug: str, parent: str):
-        return registry.create_organisation(
-            actor=ACTOR,
-            data=registry.OrganisationInput(
-                slug=slug,
-                name=slug.title(),
-                kind="constituent",
-                reports_to=parent,
-                reports_since=dt.date(2024, 1, 1),
-            ),
-        )
-
-    lahore, karachi = constituent("lahore", "punjab-cert"), constituent("karachi", "sindh-cert")
-    since = dt.date(2026, 1, 1)
-    resources.add_netblock(actor=ACTOR, organisation=lahore, cidr="198.51.100.0/24", valid_from=since)
-    resources.add_netblock(actor=ACTOR, organisation=lahore, cidr="2001:db8:10::/48", valid_from=since)
-    resources.add_netblock(actor=ACTOR, organisation=karachi, cidr="203.0.113.0/25", valid_from=since)
-    # Karachi's second block is registered only from 2026-11-21: an event of the 20th there is unrouted.
-    resources.add_netblock(
-        actor=ACTOR, organisation=karachi, cidr="203.0.113.128/25", valid_from=dt.date(2026, 11, 21)
-    )
-    resources.add_asn(actor=ACTOR, organisation=karachi, asn=64500, valid_from=since)
-    source = create_source(
-        ACTOR,
-        SourceInput(
-            code="shadowserver",
-            name="Shadowserver reports",
-            provider="Shadowserver",
-            owner="ncert",
-            tlp="amber",
-        ),
-    )
-    return {
-        "lahore": lahore,
-        "karachi": karachi,
-        "source": source,
-        "events": tmp_path / "events",
-        "dir": tmp_path,
-    }
-
-
-def stored(events_dir: Path) -> list[dict]:
-    glob = str(events_dir / "day=*" / "feed=*" / "*.parquet")
-    files = duckdb.read_parquet(glob, hive_partitioning=True, union_by_name=True)
-    relation = files.order('"source.ip", "time.source"')
-    return [dict(zip(relation.columns, row, strict=True)) for row in relation.fetchall()]
-
-
-def write(world, name: str, text: str) -> Path:
-    path = world["dir"] / name
-    path.write_text(text, encoding="utf-8")
-    return path
 
 
 def test_a_report_is_parsed_deduplicated_routed_and_stored_with_its_run(feed_world):

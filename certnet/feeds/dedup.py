@@ -34,6 +34,8 @@ class SeenKeys(Protocol):
     def commit(self, batch_id: str) -> None:
         """Make the batch's claim durable, once its output is committed."""
 
+    def close(self) -> None: ...
+
 
 def first_in_batch(keys: np.ndarray) -> np.ndarray:
     """True at the first row of each key within the batch."""

@@ -47,6 +47,7 @@ class Quarantined:
     line: int | None
     reason: str
     raw: str
+    batch: str = ""
 
 
 @dataclass
@@ -61,6 +62,13 @@ class BatchResult:
     quarantined: list[Quarantined]
     coerced: int
     written: int
+
+    def include_bad_lines(self, lines: list[Quarantined]) -> None:
+        """Lines the reader could not split count as read and quarantined in this batch."""
+        for line in lines:
+            line.batch = self.batch_id
+        self.quarantined.extend(lines)
+        self.read += len(lines)
 
 
 @dataclass
@@ -181,7 +189,8 @@ class Pipeline:
         if mapped.malformed.any():
             raws = _csv_lines(text, mapped.malformed, delimiter)
             quarantined = [
-                Quarantined(line=None, reason=r, raw=raw) for r, raw in zip(mapped.reasons, raws, strict=True)
+                Quarantined(line=None, reason=r, raw=raw, batch=batch_id)
+                for r, raw in zip(mapped.reasons, raws, strict=True)
             ]
         table = mapped.table.filter(pa.array(~mapped.malformed)) if mapped.malformed.any() else mapped.table
         table = self._stamp(table, mapping, source)
@@ -233,6 +242,7 @@ class Pipeline:
     def close(self) -> None:
         self.drain()
         self._writer.shutdown()
+        self.seen.close()
 
     def _stamp(self, table: pa.Table, mapping: Mapping, source: SourceSettings) -> pa.Table:
         """Fields every event gets from its source, unless the feed itself said otherwise."""
@@ -257,6 +267,71 @@ class Pipeline:
         return table
 
 
+@dataclass
+class PreparedBatch:
+    number: int
+    batch_id: str
+    text: pa.Table
+    bad_lines: list[Quarantined]  # lines the reader could not split, met while reading this block
+    padded: int  # short lines read with their missing last columns empty
+
+
+@dataclass
+class FileBatches:
+    """A file opened for the pipeline: its layout, the mapping that recognises it, and its batches.
+    `error` is set (and there are no batches) when the file cannot be read at all; a problem met
+    halfway sets it when the iteration ends, after the batches read before it."""
+
+    path: Path
+    sha256: str
+    layout: feed_reader.CsvLayout | None = None
+    mapping: Mapping | None = None
+    error: str = ""
+    position: list[int] = field(default_factory=lambda: [0])
+
+    @classmethod
+    def open(cls, path: Path, source: SourceSettings, sha256: str | None = None) -> FileBatches:
+        opened = cls(path=path, sha256=sha256 or file_digest(path))
+        try:
+            opened.layout = feed_reader.sniff_csv(path)
+        except feed_reader.UnreadableFile as error:
+            opened.error = str(error)
+            return opened
+        opened.mapping = source.mapping or detect_mapping(path.name, opened.layout.columns, source.candidates)
+        if opened.mapping is None:
+            opened.error = (
+                f"{path.name}: no mapping recognises this file (report type from the name: "
+                f"{feed_reader_name(path.name) or 'none'}; columns: {', '.join(opened.layout.columns[:12])})"
+            )
+        return opened
+
+    def batches(self, block_bytes: int = feed_reader.DEFAULT_BLOCK_BYTES) -> Iterator[PreparedBatch]:
+        if self.layout is None or self.mapping is None:
+            return
+        bad_lines: list[feed_reader.BadLine] = []
+        number = -1
+        try:
+            for number, text in enumerate(
+                _batches(self.path, self.layout, bad_lines.append, block_bytes, self.position)
+            ):
+                text, padded = _with_short_lines(text, bad_lines, self.layout)
+                yield PreparedBatch(
+                    number, batch_id_for(self.sha256, number), text, self._take(bad_lines), padded
+                )
+        except (pa.ArrowInvalid, UnicodeDecodeError) as error:
+            self.error = f"{self.path.name}: the file could not be read past batch {number + 1}: {error}"
+        if bad_lines:  # met after the last block: they form a batch of their own
+            empty = pa.table({name: pa.array([], pa.string()) for name in self.layout.columns})
+            number += 1
+            yield PreparedBatch(number, batch_id_for(self.sha256, number), empty, self._take(bad_lines), 0)
+
+    @staticmethod
+    def _take(bad_lines: list[feed_reader.BadLine]) -> list[Quarantined]:
+        taken = [Quarantined(line=b.line, reason=b.reason, raw=b.text) for b in bad_lines]
+        bad_lines.clear()
+        return taken
+
+
 def run_file(
     path: Path,
     source: SourceSettings,
@@ -267,58 +342,37 @@ def run_file(
     block_bytes: int = feed_reader.DEFAULT_BLOCK_BYTES,
     sha256: str | None = None,
 ) -> RunSummary:
-    """Run one CSV file through the pipeline. File-level problems end the run with `error` set;
-    they never raise, and every batch processed before them is kept."""
-    sha256 = sha256 or file_digest(path)
-    summary = RunSummary(file_name=path.name, sha256=sha256, mapping="", bytes=path.stat().st_size)
-    try:
-        layout = feed_reader.sniff_csv(path)
-    except feed_reader.UnreadableFile as error:
-        summary.error = str(error)
+    """Run one CSV file through the pipeline in this process. File-level problems end the run with
+    `error` set; they never raise, and every batch processed before them is kept."""
+    opened = FileBatches.open(path, source, sha256)
+    summary = RunSummary(file_name=path.name, sha256=opened.sha256, mapping="", bytes=path.stat().st_size)
+    if opened.layout is not None:
+        summary.notes.extend(opened.layout.notes)
+    if opened.mapping is None:
+        summary.error = opened.error
         return summary
-    summary.notes.extend(layout.notes)
-    mapping = source.mapping or detect_mapping(path.name, layout.columns, source.candidates)
-    if mapping is None:
-        summary.error = (
-            f"{path.name}: no mapping recognises this file (report type from the name: "
-            f"{feed_reader_name(path.name) or 'none'}; columns: {', '.join(layout.columns[:12])})"
-        )
-        return summary
-    summary.mapping = mapping.key
-    bad_lines: list[feed_reader.BadLine] = []
-    position = [0]
+    summary.mapping = opened.mapping.key
+    delimiter = opened.layout.delimiter if opened.layout else ","
     results: list[BatchResult] = []
     padded = 0
     try:
-        for number, text in enumerate(_batches(path, layout, bad_lines.append, block_bytes, position)):
-            text, short = _with_short_lines(text, bad_lines, layout)
-            result = pipeline.submit(batch_id_for(sha256, number), text, mapping, source, layout.delimiter)
-            # Lines the reader could not split belong to the batch it was reading when it met them.
-            result.quarantined.extend(
-                Quarantined(line=b.line, reason=b.reason, raw=b.text) for b in bad_lines
-            )
-            result.read += len(bad_lines)
-            padded += short
-            bad_lines.clear()
+        for batch in opened.batches(block_bytes):
+            result = pipeline.submit(batch.batch_id, batch.text, opened.mapping, source, delimiter)
+            result.include_bad_lines(batch.bad_lines)
+            padded += batch.padded
             on_quarantine(result.quarantined)
             results.append(result)
             if on_batch:
-                on_batch(result, position[0])
+                on_batch(result, opened.position[0])
     except MappingError as error:
         summary.error = f"{path.name}: {error}"
-    except (pa.ArrowInvalid, UnicodeDecodeError) as error:
-        summary.error = f"{path.name}: the file could not be read past batch {len(results)}: {error}"
     finally:
         pipeline.drain()
+    summary.error = summary.error or opened.error
     for result in results:
         summary.add(result)
     if padded:
         summary.notes.append(f"{padded} line(s) ended early; their missing last columns were read as empty")
-    if bad_lines:
-        leftover = [Quarantined(line=b.line, reason=b.reason, raw=b.text) for b in bad_lines]
-        on_quarantine(leftover)
-        summary.quarantined += len(leftover)
-        summary.read += len(leftover)
     return summary
 
 

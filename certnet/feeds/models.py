@@ -98,6 +98,7 @@ class QuarantinedRow(models.Model):
 
     run = models.ForeignKey(FeedRun, on_delete=models.CASCADE, related_name="quarantined")
     owner = models.ForeignKey("registry.Organisation", on_delete=models.PROTECT, related_name="+")
+    batch = models.CharField(max_length=40, blank=True, db_index=True)  # rewritten whole when redone
     line = models.PositiveBigIntegerField(null=True, blank=True)
     reason = models.CharField(max_length=500)
     raw = models.TextField()

@@ -146,28 +146,16 @@ class RunOutcome:
     repeated: bool = False
 
 
-def run_source_file(
-    actor: Actor,
-    source: FeedSource,
-    path: Path,
-    *,
-    again: bool = False,
-    on_batch: Callable[[BatchResult, int], None] | None = None,
-) -> RunOutcome:
-    """Run one file of `source` through the pipeline and keep the run's record.
-
-    The same file twice is answered with the first run unless `again`: processing it again is
-    harmless (its batches replace their own output) but pointless."""
+def check_may_run(actor: Actor, source: FeedSource, path: Path) -> None:
     if not isinstance(actor, audit.SystemActor):
         require(actor, "run", source, label=f"feed source {source.code}")
     if not path.is_file():
         raise InvalidInput(
             f"{path}: no such file", errors=[FieldError("file", f"{path} is not a readable file")]
         )
-    sha256 = file_digest(path)
-    previous = FeedRun.objects.filter(source=source, sha256=sha256, status=RunStatus.DONE).first()
-    if previous is not None and not again:
-        return RunOutcome(run=previous, summary=None, repeated=True)
+
+
+def start_run(actor: Actor, source: FeedSource, path: Path, sha256: str) -> FeedRun:
     user = None if isinstance(actor, audit.SystemActor) else actor
     with transaction.atomic():
         run = FeedRun.objects.create(
@@ -187,33 +175,10 @@ def run_source_file(
             organisation_id=source.owner_id,
             data={"source": source.code, "file": path.name, "sha256": sha256},
         )
+    return run
 
-    def keep(rows: list[Quarantined]) -> None:
-        if rows:
-            QuarantinedRow.objects.bulk_create(
-                [
-                    QuarantinedRow(
-                        run=run,
-                        owner_id=source.owner_id,
-                        line=r.line,
-                        reason=r.reason[:500],
-                        raw=_kept(r.raw),
-                        tlp=source.tlp,
-                    )
-                    for r in rows
-                ],
-                batch_size=1000,
-            )
 
-    summary = run_file(
-        path,
-        settings_for(source),
-        pipeline_for(source),
-        on_quarantine=keep,
-        on_batch=on_batch,
-        sha256=sha256,
-        block_bytes=settings.CERTNET_FEED_BLOCK_BYTES,
-    )
+def finish_run(actor: Actor, run: FeedRun, summary: RunSummary) -> FeedRun:
     with transaction.atomic():
         run.status = RunStatus.FAILED if summary.error else RunStatus.DONE
         run.finished_at = clock.now()
@@ -227,10 +192,70 @@ def run_source_file(
             actor=actor,
             action="feeds.run_finished",
             target=run,
-            organisation_id=source.owner_id,
+            organisation_id=run.owner_id,
             data={"status": run.status, "counts": run.counts, "error": run.error},
         )
-    return RunOutcome(run=run, summary=summary)
+    return run
+
+
+def previous_run(source: FeedSource, sha256: str) -> FeedRun | None:
+    return FeedRun.objects.filter(source=source, sha256=sha256, status=RunStatus.DONE).first()
+
+
+def run_source_file(
+    actor: Actor,
+    source: FeedSource,
+    path: Path,
+    *,
+    again: bool = False,
+    on_batch: Callable[[BatchResult, int], None] | None = None,
+) -> RunOutcome:
+    """Run one file of `source` through the pipeline in this process and keep the run's record.
+
+    The same file twice is answered with the first run unless `again`: processing it again is
+    harmless (its batches replace their own output) but pointless."""
+    check_may_run(actor, source, path)
+    sha256 = file_digest(path)
+    previous = previous_run(source, sha256)
+    if previous is not None and not again:
+        return RunOutcome(run=previous, summary=None, repeated=True)
+    run = start_run(actor, source, path, sha256)
+    pipeline = pipeline_for(source)
+    try:
+        summary = run_file(
+            path,
+            settings_for(source),
+            pipeline,
+            on_quarantine=lambda rows: keep_quarantined(run, rows),
+            on_batch=on_batch,
+            sha256=sha256,
+            block_bytes=settings.CERTNET_FEED_BLOCK_BYTES,
+        )
+    finally:
+        pipeline.close()
+    return RunOutcome(run=finish_run(actor, run, summary), summary=summary)
+
+
+def keep_quarantined(run: FeedRun, rows: list[Quarantined], batch: str | None = None) -> None:
+    """Keep a batch's quarantined rows; for a batch processed again, its rows replace the earlier ones."""
+    with transaction.atomic():
+        if batch is not None:
+            QuarantinedRow.objects.filter(run=run, batch=batch).delete()
+        QuarantinedRow.objects.bulk_create(
+            [
+                QuarantinedRow(
+                    run=run,
+                    owner_id=run.owner_id,
+                    batch=r.batch,
+                    line=r.line,
+                    reason=r.reason[:500],
+                    raw=_kept(r.raw),
+                    tlp=run.tlp,
+                )
+                for r in rows
+            ],
+            batch_size=1000,
+        )
 
 
 def _kept(raw: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,14 @@ class Command(BaseCommand):
         )
         run.add_argument("--json", action="store_true", help="print each run's summary as JSON")
         run.add_argument("--user", help="run on this person's authority (default: the platform operator)")
+        run.add_argument(
+            "--distributed",
+            action="store_true",
+            help="put the batches on the Redis stream (REDIS_URL) for `certnet worker` processes",
+        )
+        run.add_argument(
+            "--wait", action="store_true", help="with --distributed: wait until the workers finish"
+        )
         verbs.add_parser("sources", help="list the configured sources")
         add = verbs.add_parser("add-source", help="configure a source")
         add.add_argument("code")
@@ -100,6 +109,28 @@ class Command(BaseCommand):
             raise CommandError(f"{failures} of {len(paths)} file(s) could not be run to the end (see above)")
 
     def _run_one(
+        self, actor: Any, source: FeedSource, path: Path, options: dict[str, Any], console: Console
+    ) -> RunOutcome:
+        if options.get("distributed"):
+            return self._enqueue_one(actor, source, path, options, console)
+        return self._run_here(actor, source, path, options, console)
+
+    def _enqueue_one(
+        self, actor: Any, source: FeedSource, path: Path, options: dict[str, Any], console: Console
+    ) -> RunOutcome:
+        from certnet.feeds.distributed import enqueue_source_file, redis_client
+
+        outcome = enqueue_source_file(actor, source, path, redis_client(), again=options["again"])
+        run = outcome.run
+        if not outcome.repeated and run.status == "running":
+            console.print(f"run {run.pk}: {path.name} queued for the workers")
+            while options.get("wait") and run.status == "running":
+                time.sleep(0.5)
+                run.refresh_from_db()
+        self._report(outcome, options, console)
+        return outcome
+
+    def _run_here(
         self, actor: Any, source: FeedSource, path: Path, options: dict[str, Any], console: Console
     ) -> RunOutcome:
         size = path.stat().st_size

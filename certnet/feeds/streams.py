@@ -1,0 +1,261 @@
+"""Distributed mode: batches on a Redis stream, `certnet worker` processes on any number of machines.
+
+The producer reads a file in blocks, as the embedded runner does, and adds each block to the stream as
+one message: its batch id, the run, the source and the block itself (Arrow IPC, compressed). Workers
+in one consumer group claim messages, run them through the same `Pipeline`, and acknowledge a message
+only after its files are in the events store and its results recorded. A message a worker took and
+did not acknowledge (it died) is claimed by another after `RECLAIM_IDLE_MS` (XAUTOCLAIM). Everything a
+batch writes is keyed by its id (its files, its keys in the window, its results, its quarantined
+rows), so a batch processed twice leaves the same state as once: nothing lost, nothing doubled.
+
+Keys: `certnet:feeds:batches` (the stream), `certnet:feeds:run:<id>` (a hash of per-batch results),
+`certnet:feeds:run:<id>:meta` (total batches once known, file, source), `certnet:feeds:seen:<ns>:<key>`
+(the deduplication window: key → the batch that first had it, with the window as TTL).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import socket
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.ipc as ipc
+import redis
+
+from certnet.feeds.engine import BatchResult, Pipeline, SourceSettings
+
+log = logging.getLogger(__name__)
+
+STREAM = "certnet:feeds:batches"
+GROUP = "workers"
+RECLAIM_IDLE_MS = 60_000
+KEY_CHUNK = 20_000  # keys per round trip to the window; bounds the time Redis spends per call
+
+# Claim each key for the batch unless another batch holds it; reply one byte per key: 1 new, 0 seen.
+# SET NX GET answers the holder when the key exists, so a batch processed again finds its own keys.
+_CLAIM = """
+local batch, ttl, prefix = ARGV[1], ARGV[2], ARGV[3]
+local out = {}
+for i = 4, #ARGV do
+  local holder = redis.call('SET', prefix .. ARGV[i], batch, 'NX', 'GET', 'EX', ttl)
+  if (not holder) or holder == batch then out[#out + 1] = '1' else out[#out + 1] = '0' end
+end
+return table.concat(out)
+"""
+
+
+class RedisSeenKeys:
+    """The deduplication window in Redis, shared by every worker."""
+
+    def __init__(self, client: redis.Redis, window: dt.timedelta, namespace: str) -> None:
+        self.client = client
+        self.ttl = max(1, int(window.total_seconds()))
+        self.prefix = f"certnet:feeds:seen:{namespace}:"
+        self._script = client.register_script(_CLAIM)
+
+    def claim(self, batch_id: str, keys: np.ndarray) -> np.ndarray:
+        raw = keys.astype(">u8").tobytes()
+        answers = []
+        for start in range(0, len(keys), KEY_CHUNK):
+            chunk = [raw[i * 8 : i * 8 + 8] for i in range(start, min(len(keys), start + KEY_CHUNK))]
+            reply = self._script(args=[batch_id, self.ttl, self.prefix, *chunk])
+            answers.append(reply.decode() if isinstance(reply, bytes) else str(reply))
+        return np.asarray(np.frombuffer("".join(answers).encode(), dtype=np.uint8) == ord("1"), dtype=bool)
+
+    def commit(self, batch_id: str) -> None:
+        # The claim is already in Redis; the window's durability is Redis's (AOF in production).
+        return None
+
+    def close(self) -> None:
+        return None  # the client belongs to the worker
+
+
+def encode_table(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with ipc.new_stream(sink, table.schema, options=ipc.IpcWriteOptions(compression="lz4")) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue())
+
+
+def decode_table(data: bytes) -> pa.Table:
+    return ipc.open_stream(pa.py_buffer(data)).read_all()
+
+
+@dataclass(frozen=True)
+class BatchMessage:
+    message_id: str
+    batch_id: str
+    run_id: int
+    source: str
+    mapping: str
+    delimiter: str
+    table: pa.Table
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def parse_message(message_id: Any, fields: dict[Any, Any]) -> BatchMessage:
+    get = {_text(k): v for k, v in fields.items()}
+    return BatchMessage(
+        message_id=_text(message_id),
+        batch_id=_text(get["batch"]),
+        run_id=int(_text(get["run"])),
+        source=_text(get["source"]),
+        mapping=_text(get["mapping"]),
+        delimiter=_text(get.get("delimiter", ",")),
+        table=decode_table(get["data"]),
+    )
+
+
+def ensure_group(client: redis.Redis) -> None:
+    try:
+        client.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
+    except redis.ResponseError as error:
+        if "BUSYGROUP" not in str(error):
+            raise
+
+
+def run_key(run_id: int) -> str:
+    return f"certnet:feeds:run:{run_id}"
+
+
+def enqueue_batch(
+    client: redis.Redis,
+    run_id: int,
+    batch_id: str,
+    source: str,
+    mapping: str,
+    delimiter: str,
+    table: pa.Table,
+) -> None:
+    client.xadd(
+        STREAM,
+        {
+            "batch": batch_id,
+            "run": run_id,
+            "source": source,
+            "mapping": mapping,
+            "delimiter": delimiter,
+            "data": encode_table(table),
+        },
+    )
+
+
+def wait_for_room(client: redis.Redis, limit: int, pause: float = 0.05) -> None:
+    """Hold the producer while `limit` batches wait: the stream, not the producer's memory, is the buffer,
+    and Redis's memory is bounded too."""
+    while True:
+        waiting = client.xlen(STREAM)
+        if waiting < limit:
+            return
+        time.sleep(pause)
+
+
+def record_result(client: redis.Redis, run_id: int, result: BatchResult) -> None:
+    summary = {
+        "read": result.read,
+        "parsed": result.parsed,
+        "duplicates": result.duplicates,
+        "routed": result.routed,
+        "unrouted": result.unrouted,
+        "quarantined": len(result.quarantined),
+        "coerced": result.coerced,
+        "written": result.written,
+        "per_cert": dict(result.per_cert),
+    }
+    client.hset(run_key(run_id), result.batch_id, json.dumps(summary))
+
+
+def run_results(client: redis.Redis, run_id: int) -> dict[str, dict[str, Any]]:
+    return {_text(k): json.loads(v) for k, v in client.hgetall(run_key(run_id)).items()}
+
+
+def totals(results: dict[str, dict[str, Any]]) -> tuple[dict[str, int], Counter[str]]:
+    counts: Counter[str] = Counter()
+    per_cert: Counter[str] = Counter()
+    for item in results.values():
+        per_cert.update(item.pop("per_cert", {}))
+        counts.update({k: int(v) for k, v in item.items()})
+    counts["batches"] = len(results)
+    return dict(counts), per_cert
+
+
+class Worker:
+    """One consumer of the group: claims batches, processes them, acknowledges them."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        pipeline_for: Callable[[str], tuple[Pipeline, SourceSettings]],
+        on_done: Callable[[BatchMessage, BatchResult], None],
+        name: str | None = None,
+        reclaim_idle_ms: int = RECLAIM_IDLE_MS,
+    ) -> None:
+        self.client = client
+        self.pipeline_for = pipeline_for
+        self.on_done = on_done
+        self.name = name or f"{socket.gethostname()}-{os.getpid()}"
+        self.reclaim_idle_ms = reclaim_idle_ms
+        self.processed = 0
+        self._stopping = False
+
+    def stop(self) -> None:
+        self._stopping = True
+
+    def messages(self, block_ms: int) -> Iterator[tuple[Any, dict[Any, Any]]]:
+        """A dead worker's messages first (XAUTOCLAIM), then new ones."""
+        reply: Any = self.client.xautoclaim(STREAM, GROUP, self.name, self.reclaim_idle_ms, "0-0", count=1)
+        claimed = reply[1]
+        if claimed:
+            yield from ((mid, fields) for mid, fields in claimed if fields)
+            return
+        replies: Any = self.client.xreadgroup(GROUP, self.name, {STREAM: ">"}, count=1, block=block_ms)
+        for _stream, entries in replies or []:
+            yield from entries
+
+    def handle(self, message_id: Any, fields: dict[Any, Any]) -> None:
+        message = parse_message(message_id, fields)
+        pipeline, source = self.pipeline_for(message.source)
+        from certnet.feeds.services import mappings
+
+        mapping = mappings()[message.mapping]
+        result = pipeline.process(message.batch_id, message.table, mapping, source, message.delimiter)
+        self.on_done(message, result)
+        # Only now is the batch done: its files are in place and its results recorded.
+        self.client.xack(STREAM, GROUP, message.message_id)
+        self.client.xdel(STREAM, message.message_id)
+        self.processed += 1
+
+    def run(
+        self, *, stop_when_idle: bool = False, block_ms: int = 2000, max_batches: int | None = None
+    ) -> int:
+        ensure_group(self.client)
+        while not self._stopping and (max_batches is None or self.processed < max_batches):
+            try:
+                got = False
+                for message_id, fields in self.messages(block_ms):
+                    got = True
+                    self.handle(message_id, fields)
+                if not got and stop_when_idle and self._idle():
+                    break
+            except redis.ConnectionError as error:
+                # Redis restarting: wait and go on; unacknowledged work is redelivered.
+                log.warning("redis unavailable (%s); retrying", error)
+                time.sleep(0.5)
+        return self.processed
+
+    def _idle(self) -> bool:
+        pending = self.client.xpending(STREAM, GROUP)
+        return self.client.xlen(STREAM) == 0 and not pending.get("pending")
