@@ -223,3 +223,36 @@ def test_a_downloaded_shadowserver_schema_installs_mappings_the_pipeline_then_us
     assert run.status == RunStatus.DONE
     assert run.mapping == "shadowserver/scan_quic"
     assert audit.verify().ok
+
+
+def test_an_indicator_of_one_constituency_met_in_anothers_feed_events_alerts_the_cert_above_both(feed_world):
+    from certnet.intel.models import CorrelationAlert, Indicator, Sighting
+    from certnet.intel.services.warninglists import load_warninglists
+
+    load_warninglists(actor=ACTOR)
+    seen_everywhere = Indicator.objects.create(
+        owner=feed_world["karachi"],
+        kind="ipv4",
+        value="198.51.100.7",
+        tlp="amber",
+        first_seen=dt.datetime(2026, 11, 1, tzinfo=dt.UTC),
+        last_seen=dt.datetime(2026, 11, 1, tzinfo=dt.UTC),
+        created_at=dt.datetime(2026, 11, 1, tzinfo=dt.UTC),
+        updated_at=dt.datetime(2026, 11, 1, tzinfo=dt.UTC),
+    )
+    # Karachi recorded the address; a report finds it twice in Lahore's network.
+    rows = [event("198.51.100.7"), event("198.51.100.7", at="2026-11-20 12:00:00"), event("203.0.113.9")]
+    path = write(feed_world, "2026-11-20-scan_rdp-pakistan-geo.csv", scan_rdp(rows))
+    run = run_source_file(ACTOR, feed_world["source"], path).run
+    assert run.counts["indicator_hits"] == 2
+    assert run.counts["sightings"] == 1
+    sighting = Sighting.objects.get(indicator=seen_everywhere)
+    assert sighting.organisation.slug == "lahore"
+    assert sighting.count == 2
+    assert sighting.source == f"feed shadowserver, run {run.pk}"
+    # Karachi (Sindh) and Lahore (Punjab): the alert goes to the lowest CERT above both.
+    alert = CorrelationAlert.objects.get(kind="ipv4", value="198.51.100.7")
+    assert alert.cert.slug == "ncert"
+    assert sorted(alert.organisations.values_list("slug", flat=True)) == ["karachi", "lahore"]
+    assert run.counts["correlation_alerts"] == 1
+    assert audit.verify().ok
