@@ -256,3 +256,89 @@ def test_an_indicator_of_one_constituency_met_in_anothers_feed_events_alerts_the
     assert sorted(alert.organisations.values_list("slug", flat=True)) == ["karachi", "lahore"]
     assert run.counts["correlation_alerts"] == 1
     assert audit.verify().ok
+
+
+def test_a_source_on_an_http_url_is_fetched_and_run_by_its_code(feed_world):
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from certnet.feeds.services import SourceInput, create_source
+
+    body = scan_rdp([event("198.51.100.7"), event("203.0.113.5")]).encode()
+
+    class Report(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header(
+                "Content-Disposition", 'attachment; filename="2026-11-20-scan_rdp-pakistan-geo.csv"'
+            )
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            return
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Report)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        create_source(
+            ACTOR,
+            SourceInput(
+                code="partner-http",
+                name="A partner's daily report",
+                provider="Shadowserver",
+                owner="ncert",
+                collector="http",
+                location=f"http://127.0.0.1:{httpd.server_address[1]}/daily",
+            ),
+        )
+        out = io.StringIO()
+        call_command("feeds", "run", "partner-http", "--json", stdout=out)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    summary = json.loads(out.getvalue())
+    assert summary["status"] == "done"
+    assert summary["mapping"] == "shadowserver/scan_rdp"
+    assert summary["per_cert"] == {"punjab-cert": 1, "sindh-cert": 1}
+    assert FeedRun.objects.get(pk=summary["run"]).source.code == "partner-http"
+
+
+def test_scheduled_sources_run_when_due_and_an_unreachable_one_fails_with_its_reason(feed_world):
+    from certnet.feeds.models import FeedSource
+    from certnet.feeds.services import SourceInput, create_source, due_sources, run_due_sources
+
+    folder = feed_world["dir"] / "drop"
+    folder.mkdir()
+    write(feed_world, "drop/2026-11-20-scan_rdp-pakistan-geo.csv", scan_rdp([event("198.51.100.7")]))
+    create_source(
+        ACTOR,
+        SourceInput(
+            code="drop",
+            name="Drop folder",
+            provider="Shadowserver",
+            owner="ncert",
+            location=str(folder),
+            schedule_minutes=60,
+        ),
+    )
+    create_source(
+        ACTOR,
+        SourceInput(
+            code="gone",
+            name="Gone",
+            provider="x",
+            owner="ncert",
+            collector="http",
+            location="http://127.0.0.1:9/none",
+            schedule_minutes=60,
+        ),
+    )
+    assert sorted(s.code for s in due_sources()) == ["drop", "gone"]
+    outcomes = {o.run.source.code: o.run for o in run_due_sources(ACTOR)}
+    assert outcomes["drop"].status == RunStatus.DONE
+    assert outcomes["drop"].counts["written"] == 1
+    assert outcomes["gone"].status == RunStatus.FAILED
+    assert "http://127.0.0.1:9/none" in outcomes["gone"].error
+    assert due_sources() == []  # both ran within the hour
+    assert FeedSource.objects.get(code="shadowserver").schedule_minutes is None

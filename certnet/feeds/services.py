@@ -341,3 +341,76 @@ def install_shadowserver_schema(actor: Actor, schema_file: Path) -> list[Path]:
             data={"file": schema_file.name, "schema_date": translation.schema_date, "reports": len(written)},
         )
     return written
+
+
+def collect(source: FeedSource) -> list[Path]:
+    """The files a source has now: its file or directory, a download, or a mailbox's attachments.
+    Downloads and attachments are kept under the spool directory, one folder per collection."""
+    from certnet.feeds import collectors
+
+    if source.collector == Collector.FILE:
+        return collectors.collect_files(source.location)
+    spool = settings.CERTNET_FEEDS_STATE_DIR / "spool" / source.code / clock.now().strftime("%Y%m%dT%H%M%S%f")
+    if source.collector == Collector.HTTP:
+        options = source.options or {}
+        limits = collectors.CollectLimits(
+            timeout_seconds=float(options.get("timeout_seconds", 60)),
+            max_bytes=int(options.get("max_bytes", 2 * 1024**3)),
+        )
+        return collectors.collect_http(source.location, spool, limits, headers=options.get("headers"))
+    return collectors.collect_mailbox(source.location, spool)
+
+
+def due_sources(now: dt.datetime | None = None) -> list[FeedSource]:
+    """Enabled sources with a schedule whose last run started at least one interval ago (or never)."""
+    now = now or clock.now()
+    due = []
+    for source in FeedSource.objects.filter(enabled=True, schedule_minutes__isnull=False):
+        last = (
+            FeedRun.objects.filter(source=source)
+            .order_by("-started_at")
+            .values_list("started_at", flat=True)
+            .first()
+        )
+        if last is None or last + dt.timedelta(minutes=source.schedule_minutes or 0) <= now:
+            due.append(source)
+    return due
+
+
+def run_due_sources(actor: Actor) -> list[RunOutcome]:
+    """Collect and run every source that is due. A source that cannot be collected is recorded as a
+    failed run with the reason, so its page shows it, and the others go on."""
+    from certnet.feeds.collectors import CollectError
+
+    outcomes = []
+    for source in due_sources():
+        try:
+            paths = collect(source)
+        except CollectError as error:
+            outcomes.append(RunOutcome(run=_failed_collection(actor, source, str(error)), summary=None))
+            continue
+        outcomes.extend(run_source_file(actor, source, path) for path in paths)
+    return outcomes
+
+
+def _failed_collection(actor: Actor, source: FeedSource, reason: str) -> FeedRun:
+    with transaction.atomic():
+        run = FeedRun.objects.create(
+            source=source,
+            owner=source.owner,
+            file_name=source.location[:300],
+            sha256="",
+            started_at=clock.now(),
+            finished_at=clock.now(),
+            status=RunStatus.FAILED,
+            error=reason,
+            tlp=source.tlp,
+        )
+        audit.record(
+            actor=actor,
+            action="feeds.collect_failed",
+            target=run,
+            organisation_id=source.owner_id,
+            data={"source": source.code, "error": reason},
+        )
+    return run

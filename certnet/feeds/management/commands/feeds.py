@@ -15,12 +15,14 @@ from rich.table import Table
 from certnet.accounts.selectors import get_user_by_username
 from certnet.core.audit import SystemActor
 from certnet.core.errors import DomainError
+from certnet.feeds.collectors import CollectError
 from certnet.feeds.engine import BatchResult
 from certnet.feeds.models import FeedSource
 from certnet.feeds.schema import field_reference
 from certnet.feeds.services import (
     RunOutcome,
     SourceInput,
+    collect,
     create_source,
     install_shadowserver_schema,
     run_source_file,
@@ -61,6 +63,8 @@ class Command(BaseCommand):
         add.add_argument("--tlp", default="amber")
         add.add_argument("--every", type=int, help="run every N minutes")
         add.add_argument("--window-hours", type=int, default=24, help="deduplication window")
+        add.add_argument("--timeout", type=float, help="http: seconds before a download is abandoned")
+        add.add_argument("--max-bytes", type=int, help="http: the largest download accepted")
         schema = verbs.add_parser(
             "shadowserver-schema", help="install mappings translated from a Shadowserver report schema file"
         )
@@ -91,7 +95,10 @@ class Command(BaseCommand):
         if source is not None:
             if not source.location:
                 raise CommandError(f"source {source.code!r} has no location to read from")
-            paths = _files_in(Path(source.location))
+            try:
+                paths = collect(source)
+            except CollectError as error:
+                raise CommandError(str(error)) from error
         else:
             path = Path(target)
             if not path.exists():
@@ -228,6 +235,14 @@ class Command(BaseCommand):
                 tlp=options["tlp"],
                 schedule_minutes=options["every"],
                 dedup_window_hours=options["window_hours"],
+                options={
+                    key: value
+                    for key, value in (
+                        ("timeout_seconds", options["timeout"]),
+                        ("max_bytes", options["max_bytes"]),
+                    )
+                    if value is not None
+                },
             ),
         )
         self.stdout.write(f"source {source.code} configured")
