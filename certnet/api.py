@@ -12,6 +12,7 @@ from ninja.errors import ValidationError as NinjaValidationError
 from certnet.accounts.api import api_auth
 from certnet.accounts.api import router as accounts_router
 from certnet.core.errors import DomainError
+from certnet.feeds.api import router as feeds_router
 from certnet.incidents.api import router as incidents_router
 from certnet.intel.api import router as intel_router
 from certnet.intel.api_sharing import router as intel_sharing_router
@@ -109,3 +110,4 @@ api.add_router("/", incidents_router)
 api.add_router("/", intel_sharing_router)  # first: /indicators/export before /indicators/{id}
 api.add_router("/", intel_router)
 api.add_router("/", notifications_router)
+api.add_router("/", feeds_router)
