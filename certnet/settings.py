@@ -194,6 +194,9 @@ CERTNET_EVENTS_DIR = Path(os.environ.get("CERTNET_EVENTS_DIR", VAR_DIR / "events
 CERTNET_FEEDS_STATE_DIR = Path(os.environ.get("CERTNET_FEEDS_STATE_DIR", VAR_DIR / "feeds"))
 # An installation's own mappings (`certnet feeds shadowserver-schema FILE`), beside the shipped ones.
 CERTNET_FEED_MAPPINGS_DIR = Path(os.environ.get("CERTNET_FEED_MAPPINGS_DIR", VAR_DIR / "feeds" / "mappings"))
+CERTNET_FEED_DIGEST_HOUR = int(
+    os.environ.get("CERTNET_FEED_DIGEST_HOUR", "6")
+)  # UTC hour of the daily digests
 CERTNET_FEED_STREAM_MAX_BATCHES = int(os.environ.get("CERTNET_FEED_STREAM_MAX_BATCHES", "32"))
 CERTNET_FEED_BLOCK_BYTES = int(os.environ.get("CERTNET_FEED_BLOCK_BYTES", str(4 * 1024 * 1024)))
 

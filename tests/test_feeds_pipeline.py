@@ -342,3 +342,42 @@ def test_scheduled_sources_run_when_due_and_an_unreachable_one_fails_with_its_re
     assert "http://127.0.0.1:9/none" in outcomes["gone"].error
     assert due_sources() == []  # both ran within the hour
     assert FeedSource.objects.get(code="shadowserver").schedule_minutes is None
+
+
+def test_each_constituent_is_mailed_its_own_events_once_per_period(feed_world, settings):
+    from certnet.core import clock
+    from certnet.feeds.digests import period_ending, send_digests
+    from certnet.feeds.models import FeedDigest
+    from certnet.notifications.tests.smtp import local_relay, use_smtp
+    from certnet.registry.models import Contact
+
+    Contact.objects.create(organisation=feed_world["lahore"], kind="abuse", email="abuse@lahore.example.pk")
+    rows = [event("198.51.100.7"), event("198.51.100.9", tag="rdp;cve-2019-0708"), event("203.0.113.5")]
+    run_source_file(
+        ACTOR, feed_world["source"], write(feed_world, "2026-11-20-scan_rdp-pakistan-geo.csv", scan_rdp(rows))
+    )
+    period = period_ending(clock.now() + dt.timedelta(minutes=1), 24)
+    with local_relay() as relay:
+        use_smtp(settings, relay.port)
+        digests = {d.organisation.slug: d for d in send_digests(period)}
+        again = send_digests(period)
+    assert digests["lahore"].events == 2
+    assert digests["lahore"].sent_at is not None
+    assert digests["karachi"].sent_at is None
+    assert "no abuse" in digests["karachi"].error  # Karachi has no contact with an address
+    [message] = relay.to("abuse@lahore.example.pk")
+    attachments = {part.get_filename(): part.get_content() for part in message.message.iter_attachments()}
+    csv_text = next(v for k, v in attachments.items() if k.endswith(".csv"))
+    csv_text = csv_text.decode() if isinstance(csv_text, bytes) else csv_text
+    assert "198.51.100.7" in csv_text
+    assert "198.51.100.9" in csv_text
+    assert "203.0.113.5" not in csv_text  # Karachi's event is not in Lahore's digest
+    jsonl = next(v for k, v in attachments.items() if k.endswith(".jsonl"))
+    lines = [
+        json.loads(line) for line in (jsonl.decode() if isinstance(jsonl, bytes) else jsonl).splitlines()
+    ]
+    assert {line["extra.constituency"] for line in lines} == {"lahore"}
+    # Sent once: the second pass retries only Karachi's, which still has nowhere to go.
+    assert [d.organisation.slug for d in again] == ["karachi"]
+    assert FeedDigest.objects.filter(sent_at__isnull=False).count() == 1
+    assert audit.verify().ok

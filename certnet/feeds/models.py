@@ -112,3 +112,32 @@ class QuarantinedRow(models.Model):
 
     def __str__(self) -> str:
         return f"quarantined row {self.pk} of run {self.run_id}"
+
+
+class FeedDigest(models.Model):
+    """One organisation's events of one period, e-mailed to its abuse contact (once)."""
+
+    organisation = models.ForeignKey("registry.Organisation", on_delete=models.PROTECT, related_name="+")
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField()
+    events = models.PositiveIntegerField(default=0)
+    address = models.EmailField(blank=True)
+    sha256 = models.CharField(max_length=64, blank=True)  # of the CSV attachment
+    sent_at = models.DateTimeField(null=True, blank=True)
+    error = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField()
+    tlp = models.CharField(max_length=16, choices=TLP.choices, default=TLP.AMBER)
+
+    objects = RestrictedManager()
+    visibility = VisibilitySpec(owner="organisation", actions=SOURCE_ACTIONS)
+
+    class Meta:
+        ordering = ["-period_start", "organisation"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organisation", "period_start"], name="feeddigest_once_per_period"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"digest for {self.organisation_id} from {self.period_start:%Y-%m-%d %H:%M}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from pathlib import Path
@@ -69,6 +70,9 @@ class Command(BaseCommand):
             "shadowserver-schema", help="install mappings translated from a Shadowserver report schema file"
         )
         schema.add_argument("file", help="the schema as downloaded from Shadowserver (JSON)")
+        digests = verbs.add_parser("digests", help="e-mail each constituent its events of a period (once)")
+        digests.add_argument("--hours", type=int, default=24, help="the period's length")
+        digests.add_argument("--until", help="the period's end, ISO 8601 (default: the current hour)")
         fields = verbs.add_parser("fields", help="print (or --write) the event field reference")
         fields.add_argument("--write", help="write it to this file instead")
 
@@ -257,6 +261,21 @@ class Command(BaseCommand):
             raise CommandError(str(error)) from error
         where = written[0].parent if written else "-"
         self.stdout.write(f"{len(written)} Shadowserver report mappings installed in {where}")
+
+    def _digests(self, options: dict[str, Any]) -> None:
+        from certnet.core import clock
+        from certnet.feeds.digests import period_ending, send_digests
+
+        try:
+            end = dt.datetime.fromisoformat(options["until"]) if options.get("until") else clock.now()
+        except ValueError as error:
+            raise CommandError(f"--until: {options['until']!r} is not an ISO 8601 time") from error
+        end = end if end.tzinfo else end.replace(tzinfo=dt.UTC)
+        for digest in send_digests(
+            period_ending(end.replace(minute=0, second=0, microsecond=0), options["hours"])
+        ):
+            state = f"sent to {digest.address}" if digest.sent_at else f"not sent: {digest.error}"
+            self.stdout.write(f"{digest.organisation.slug}: {digest.events} events, {state}")
 
     def _fields(self, options: dict[str, Any]) -> None:
         text = field_reference()
