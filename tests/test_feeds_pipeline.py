@@ -381,3 +381,29 @@ def test_each_constituent_is_mailed_its_own_events_once_per_period(feed_world, s
     assert [d.organisation.slug for d in again] == ["karachi"]
     assert FeedDigest.objects.filter(sent_at__isnull=False).count() == 1
     assert audit.verify().ok
+
+
+def test_a_cii_operators_network_in_a_report_files_a_report_for_its_handling_cert(feed_world):
+    from certnet.incidents.models import Channel, Report
+    from certnet.registry.selectors import is_cii_operator
+    from certnet.registry.services import resources
+
+    nadra = Organisation.objects.get(slug="nadra")
+    assert is_cii_operator(nadra, dt.date(2026, 11, 20))
+    resources.add_netblock(
+        actor=ACTOR, organisation=nadra, cidr="192.0.2.128/25", valid_from=dt.date(2026, 1, 1)
+    )
+    rows = [event("192.0.2.130"), event("192.0.2.131"), event("198.51.100.7")]
+    run = run_source_file(
+        ACTOR, feed_world["source"], write(feed_world, "2026-11-20-scan_rdp-pakistan-geo.csv", scan_rdp(rows))
+    ).run
+    assert run.counts["cii_reports"] == 1
+    report = Report.objects.get(channel=Channel.FEED)
+    assert report.affected_organisation == nadra
+    assert report.reporting_organisation.slug == "ncert"
+    assert report.severity == 2  # an exposed RDP service: vulnerable-system
+    assert (report.classification_taxonomy, report.classification_type) == ("vulnerable", "vulnerable-system")
+    assert "192.0.2.130" in report.description
+    assert "198.51.100.7" not in report.description
+    assert report.aware_at == dt.datetime(2026, 11, 20, 10, tzinfo=dt.UTC)
+    assert audit.verify().ok

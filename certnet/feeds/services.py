@@ -181,9 +181,11 @@ def start_run(actor: Actor, source: FeedSource, path: Path, sha256: str) -> Feed
 def finish_run(actor: Actor, run: FeedRun, summary: RunSummary) -> FeedRun:
     """Record the run's outcome; its stored events are offered to intel as sightings first, so the
     run's record says how many indicators they met."""
+    from certnet.feeds.cii import alert_cii_operators
     from certnet.feeds.correlation import correlate_run
 
     sightings = correlate_run(run) if summary.written else None
+    cii_reports = alert_cii_operators(run) if summary.written else []
     with transaction.atomic():
         run.status = RunStatus.FAILED if summary.error else RunStatus.DONE
         run.finished_at = clock.now()
@@ -193,6 +195,7 @@ def finish_run(actor: Actor, run: FeedRun, summary: RunSummary) -> FeedRun:
             run.counts["indicator_hits"] = sightings.matched_events
             run.counts["sightings"] = sightings.sightings
             run.counts["correlation_alerts"] = len(sightings.alerts)
+        run.counts["cii_reports"] = len(cii_reports)
         run.per_cert = dict(summary.per_cert)
         run.notes = summary.notes
         run.error = summary.error

@@ -33,6 +33,7 @@ class Channel(models.TextChoices):
     WEB = "web", "Web form"
     API = "api", "API"
     EMAIL = "email", "E-mail"
+    FEED = "feed", "Security feed"
 
 
 class ReportStatus(models.TextChoices):

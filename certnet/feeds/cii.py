@@ -1,0 +1,96 @@
+"""When a designated CII operator's networks appear in a finished run, a report goes into the incidents
+capability for its handling CERT: one per operator and kind of finding, with the addresses involved."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+import duckdb
+import yaml
+from django.conf import settings
+from django.db import transaction
+
+from certnet.feeds.correlation import run_files
+from certnet.feeds.models import FeedRun
+from certnet.feeds.store import EventStore
+from certnet.incidents.models import Report
+from certnet.incidents.services.feed_alerts import FeedAlert, file_feed_alert
+from certnet.registry.models import Organisation
+
+SEVERITY_FILE = Path(__file__).with_name("data") / "severity.yaml"
+ADDRESSES_LISTED = 50
+
+
+@cache
+def severities() -> dict[str, object]:
+    return dict(yaml.safe_load(SEVERITY_FILE.read_text(encoding="utf-8")))
+
+
+def severity_for(mapping_key: str, classification_type: str) -> int:
+    table = severities()
+    by_report = dict(table.get("reports") or {})  # type: ignore[call-overload]
+    by_type = dict(table.get("types") or {})  # type: ignore[call-overload]
+    if mapping_key in by_report:
+        return int(by_report[mapping_key])
+    if classification_type in by_type:
+        return int(by_type[classification_type])
+    return int(str(table.get("default", 2)))
+
+
+def alert_cii_operators(run: FeedRun) -> list[Report]:
+    root = EventStore(settings.CERTNET_EVENTS_DIR).root
+    if not any(True for _ in root.glob(run_files(run))):
+        return []
+    connection = duckdb.connect()
+    try:
+        events = connection.read_parquet(
+            str(root / run_files(run)), hive_partitioning=True, union_by_name=True
+        )
+        if "route.cii" not in events.columns:
+            return []
+        groups = (
+            events.filter('"route.cii"')
+            .aggregate(
+                '"route.organisation", "classification.taxonomy", "classification.type", '
+                '"classification.identifier", "feed.name", count(*), min("time.source"), '
+                f'list(DISTINCT "source.ip")[1:{ADDRESSES_LISTED}]',
+                '"route.organisation", "classification.taxonomy", "classification.type", '
+                '"classification.identifier", "feed.name"',
+            )
+            .fetchall()
+        )
+    finally:
+        connection.close()
+    organisations = Organisation.objects.in_bulk([g[0] for g in groups], field_name="slug")
+    filed = []
+    with transaction.atomic():
+        for slug, taxonomy, kind, identifier, feed, count, first, addresses in sorted(
+            groups, key=lambda g: (g[0], str(g[3]))
+        ):
+            affected = organisations.get(slug)
+            if affected is None:
+                continue
+            what = identifier or kind or "security"
+            listed = ", ".join(a for a in addresses if a) or "none given"
+            filed.append(
+                file_feed_alert(
+                    FeedAlert(
+                        operator=run.owner,
+                        affected=affected,
+                        title=f"{affected.name} (CII): {count} {what} event(s) in {feed or run.source.name}",
+                        description=(
+                            f"The feed {run.source.name} ({run.source.code}) reported {count} {what} "
+                            f"event(s) in {affected.name}'s networks, a designated CII operator (run "
+                            f"{run.pk}, file {run.file_name}). Addresses: {listed}. The events are in the "
+                            "events store."
+                        ),
+                        taxonomy=taxonomy or "",
+                        type=kind or "",
+                        severity=severity_for(run.mapping, kind or ""),
+                        first_seen=first,
+                        tlp=run.tlp,
+                    )
+                )
+            )
+    return filed
