@@ -142,10 +142,12 @@ def _filters(query: EventQuery) -> list[str]:
     ):
         if value:
             conditions.append(f'"{column}" = {_quote(value.strip().lower())}')
+    # TRY_CAST: a partition whose name is not a date (events with no time at all) is left out rather
+    # than failing the query; DuckDB still skips the other days' files.
     if query.since:
-        conditions.append(f"day >= DATE {_quote(query.since.isoformat())}")
+        conditions.append(f"TRY_CAST(day AS DATE) >= DATE {_quote(query.since.isoformat())}")
     if query.until:
-        conditions.append(f"day <= DATE {_quote(query.until.isoformat())}")
+        conditions.append(f"TRY_CAST(day AS DATE) <= DATE {_quote(query.until.isoformat())}")
     return conditions
 
 

@@ -14,5 +14,6 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("lookup/", registry.lookup_page, name="lookup"),
     path("", include("certnet.incidents.urls")),
     path("", include("certnet.intel.urls")),
+    path("", include("certnet.feeds.urls")),
     path("notifications/", include("certnet.notifications.urls")),
 ]
