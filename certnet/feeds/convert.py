@@ -76,7 +76,7 @@ def _per_distinct(
     for value in encoded.dictionary.to_pylist():
         try:
             parsed.append(parse(value))
-        except (ValueError, UnicodeError):
+        except (ValueError, UnicodeError, OverflowError):  # Overflow: a date moved past year 1 or 9999
             parsed.append(None)
     dictionary = pa.array(parsed, type=out)
     values = pc.take(dictionary, encoded.indices)
@@ -142,10 +142,13 @@ def convert_network(text: pa.Array) -> Converted:
 def _convert_integer(text: pa.Array, low: int, high: int, out: pa.DataType) -> Converted:
     text = _blank_to_null(text)
     ok = pc.match_substring_regex(text, _INTEGER)
-    digits = pc.if_else(ok, text, pa.scalar(None, pa.string()))
+    # Arrow's cast takes no leading '+'.
+    digits = pc.replace_substring_regex(pc.if_else(ok, text, pa.scalar(None, pa.string())), r"^\+", "")
     short = pc.less_equal(pc.utf8_length(digits), 18)
     numbers = pc.cast(pc.if_else(short, digits, pa.scalar(None, pa.string())), pa.int64())
     in_range = pc.and_(pc.greater_equal(numbers, low), pc.less_equal(numbers, high))
+    # Out of range values are refused; they must not reach the cast (a port of 2**31 does not fit).
+    numbers = pc.if_else(in_range, numbers, pa.scalar(None, pa.int64()))
     return _finish(text, pc.and_(ok, in_range), pc.cast(numbers, out))
 
 
@@ -288,7 +291,7 @@ def convert_datetime(text: pa.Array) -> Converted:
     # The usual shapes (Shadowserver, abuse.ch, ISO 8601 in UTC) in Arrow; anything else in Python.
     plain = pc.replace_substring_regex(text, r"(?:Z|\+00:?00| UTC| GMT)$", "")
     plain = pc.replace_substring_regex(plain, r"^([0-9]{4}-[0-9]{2}-[0-9]{2})T", r"\1 ")
-    fraction = pc.struct_field(pc.extract_regex(plain, r"\.(?P<f>[0-9]{1,6})$"), "f")
+    fraction = pc.struct_field(pc.extract_regex(plain, r"\.(?P<f>[0-9]{1,6})[0-9]*$"), "f")  # to the µs
     plain = pc.replace_substring_regex(plain, r"\.[0-9]+$", "")
     parsed = pa.nulls(len(text), unit)
     for fmt in _TIMESTAMP_FORMATS:

@@ -13,6 +13,7 @@ import csv
 import datetime as dt
 import hashlib
 import io
+import logging
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -29,6 +30,8 @@ from certnet.feeds.keys import row_keys
 from certnet.feeds.mapping import Mapping, MappingError, apply_mapping, detect_mapping
 from certnet.feeds.routing import route_by_day
 from certnet.feeds.store import EventStore
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -366,6 +369,11 @@ def run_file(
                 on_batch(result, opened.position[0])
     except MappingError as error:
         summary.error = f"{path.name}: {error}"
+    except Exception as error:  # a defect must end the run with its reason, not lose the batches before
+        log.exception("feed run of %s stopped", path.name)
+        summary.error = (
+            f"{path.name}: the run stopped at batch {len(results)}: {type(error).__name__}: {error}"
+        )
     finally:
         pipeline.drain()
     summary.error = summary.error or opened.error
@@ -376,6 +384,10 @@ def run_file(
     return summary
 
 
+# A short line's cells are split again in Python; its cells may be as long as a line may be.
+csv.field_size_limit(2**31 - 1)
+
+
 def _with_short_lines(
     text: pa.Table, bad_lines: list[feed_reader.BadLine], layout: feed_reader.CsvLayout
 ) -> tuple[pa.Table, int]:
@@ -384,8 +396,13 @@ def _with_short_lines(
     width = len(layout.columns)
     short_rows, rest = [], []
     for bad in bad_lines:
+        # Only lines the reader counted as having too few cells; a line cut short at the end of the
+        # file or too long to read is quarantined whatever its beginning looks like.
+        if bad.columns is None or not 1 < bad.columns < width:
+            rest.append(bad)
+            continue
         cells = next(csv.reader([bad.text], delimiter=layout.delimiter), [])
-        if 1 < len(cells) < width:
+        if len(cells) == bad.columns:
             short_rows.append([cell or None for cell in cells] + [None] * (width - len(cells)))
         else:
             rest.append(bad)

@@ -4,15 +4,20 @@
 Latin-1), its delimiter, leading comment lines (abuse.ch puts its header in one) and the header.
 `read_csv_batches` then streams the file through Arrow's multi-threaded CSV reader with every column as
 text, so a value is never guessed at: the mapping decides what each column means. Lines that do not
-have the header's number of columns are handed to `on_bad_line` with their text and never stop the run.
+have the header's number of columns, lines that are not valid in the file's encoding and lines longer
+than a block are handed to `on_bad_line` with their text (a long line's beginning) and never stop the run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
+import itertools
 import queue
+import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +27,11 @@ import pyarrow.csv as pacsv
 SNIFF_BYTES = 1 << 16
 DELIMITERS = (",", ";", "\t", "|")
 DEFAULT_BLOCK_BYTES = 4 << 20
+LONG_LINE_KEEP_BYTES = 4096  # what is kept of a line too long to read, for the quarantine
+# Line breaks as Arrow's reader knows them (str.splitlines also splits at \x0c, \x85, \u2028, …).
+_LINE_BREAKS = re.compile(rb"\r\n|\r|\n")
+_LINE_BREAKS_TEXT = re.compile(r"\r\n|\r|\n")
+_LINE = re.compile(rb"([^\r\n]*)(\r\n|\r|\n|$)")
 
 
 class UnreadableFile(ValueError):
@@ -33,6 +43,9 @@ class BadLine:
     line: int | None  # 1-based line number in the file, when the reader knows it
     text: str
     reason: str
+    # For a line with another number of columns than the header, how many it has; None for a line
+    # bad for another reason (not valid UTF-8, too long, cut short by the end of the file).
+    columns: int | None = None
 
 
 @dataclass
@@ -42,6 +55,7 @@ class CsvLayout:
     columns: list[str]
     skip_lines: int  # lines before the data: comments and the header
     notes: list[str] = field(default_factory=list)
+    data_offset: int = 0  # where the data starts in the file (bytes), after the skipped lines
 
 
 def _decode_head(head: bytes) -> tuple[str, str, list[str]]:
@@ -58,6 +72,17 @@ def _decode_head(head: bytes) -> tuple[str, str, list[str]]:
     except UnicodeDecodeError as error:
         if error.start >= len(head) - 3:
             return head[: error.start].decode("utf-8"), "utf-8", notes
+    # UTF-8 with a few damaged lines (their lines are quarantined) rather than Latin-1, whose accented
+    # letters almost never form valid UTF-8 sequences: decide by which kind of non-ASCII text dominates.
+    text = head.decode("utf-8", errors="surrogateescape")
+    invalid = sum(1 for c in text if "\udc80" <= c <= "\udcff")
+    valid = sum(1 for c in text if c > "\x7f" and not "\udc80" <= c <= "\udcff")
+    if valid > invalid:
+        notes.append(
+            f"the file is UTF-8 with {invalid} invalid byte(s) in its first {SNIFF_BYTES // 1024} KiB; "
+            "lines that are not valid UTF-8 are quarantined"
+        )
+        return head.decode("utf-8", errors="replace"), "utf-8", notes
     notes.append("the file is not UTF-8; it was read as Latin-1")
     return head.decode("latin-1"), "latin-1", notes
 
@@ -80,10 +105,13 @@ def _unique_names(names: list[str]) -> list[str]:
 def sniff_csv(path: Path, *, delimiter: str | None = None) -> CsvLayout:
     with path.open("rb") as handle:
         head = handle.read(SNIFF_BYTES)
+        size = handle.seek(0, io.SEEK_END)
+        handle.seek(max(0, size - 1))
+        last = handle.read(1)
     if not head.strip():
         raise UnreadableFile(f"{path.name}: the file is empty")
     text, encoding, notes = _decode_head(head)
-    lines = text.splitlines()
+    lines = _LINE_BREAKS_TEXT.split(text)
     skip = 0
     comment_header: str | None = None
     while skip < len(lines) and (lines[skip].startswith("#") or not lines[skip].strip()):
@@ -95,6 +123,8 @@ def sniff_csv(path: Path, *, delimiter: str | None = None) -> CsvLayout:
             f"{path.name}: no header line in the first {SNIFF_BYTES // 1024} KiB (only comments)"
         )
     header = lines[skip]
+    if skip == len(lines) - 1 and size > len(head):
+        raise UnreadableFile(f"{path.name}: no complete header line in the first {SNIFF_BYTES // 1024} KiB")
     if delimiter is None:
         counts = {d: header.count(d) for d in DELIMITERS}
         delimiter = max(counts, key=lambda d: counts[d])
@@ -103,6 +133,8 @@ def sniff_csv(path: Path, *, delimiter: str | None = None) -> CsvLayout:
             delimiter = max(counts, key=lambda d: counts[d])
     if delimiter != ",":
         notes.append(f"the delimiter is {delimiter!r}")
+    if last not in (b"\n", b"\r"):
+        notes.append("the file does not end with a line break: its last line may have been cut short")
     first = _split(header, delimiter)
     looks_like_data = comment_header is not None and len(_split(comment_header, delimiter)) == len(first)
     if looks_like_data:
@@ -112,12 +144,15 @@ def sniff_csv(path: Path, *, delimiter: str | None = None) -> CsvLayout:
     else:
         columns = first
         skip_lines = skip + 1
+    ends = [match.end() for match in itertools.islice(_LINE_BREAKS.finditer(head), skip_lines)]
+    data_offset = ends[-1] if skip_lines and len(ends) == skip_lines else len(head) if skip_lines else 0
     return CsvLayout(
         encoding=encoding,
         delimiter=delimiter,
         columns=_unique_names(columns),
         skip_lines=skip_lines,
         notes=notes,
+        data_offset=data_offset,
     )
 
 
@@ -127,16 +162,30 @@ def read_csv_batches(
     *,
     on_bad_line: Callable[[BadLine], None],
     block_bytes: int = DEFAULT_BLOCK_BYTES,
+    max_line_bytes: int | None = None,
     use_threads: bool = False,
     position: list[int] | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Record batches of text columns; empty cells are absent values. `position[0]` follows how far
-    into the file the reader has got, for progress reports."""
+    into the file the reader has got, for progress reports.
+
+    A line longer than `max_line_bytes` (at most, and by default, `block_bytes`, half that for Latin-1,
+    whose bytes Arrow turns into up to two before parsing: Arrow cannot parse a line that does not
+    fit in a block) is not read: it is handed to `on_bad_line` with its beginning
+    and its length, without ever being held in memory, and the lines after it are read as usual. In
+    a UTF-8 file, a line that is not valid UTF-8 is handed over too (its bytes written as \\xNN),
+    not left to fail its whole block. `on_bad_line` is called in the caller's thread, for a batch's
+    lines just before the batch."""
     expected = len(layout.columns)
+    growth = 1 if layout.encoding == "utf-8" else 2  # bytes Arrow parses per byte of the file, at most
+    # Arrow skips the comments and the header within its first block: they must fit in it (+1: a line
+    # break the file may lack).
+    block_bytes = max(block_bytes, growth * (layout.data_offset + 1))
+    pending: list[BadLine] = []  # filled in the thread that parses; handed over with each batch
 
     def bad_row(row: pacsv.InvalidRow) -> str:
         reason = f"expected {expected} columns, found {row.actual_columns}"
-        on_bad_line(BadLine(line=row.number, text=row.text, reason=reason))
+        pending.append(BadLine(line=row.number, text=row.text, reason=reason, columns=row.actual_columns))
         return "skip"
 
     read = pacsv.ReadOptions(
@@ -155,40 +204,214 @@ def read_csv_batches(
         quoted_strings_can_be_null=True,
         null_values=[""],
     )
+    limit = max(min(max_line_bytes or block_bytes, block_bytes) // growth, layout.data_offset)
+
     # Through a Python file: Arrow then reads one block at a time. Given a path or an Arrow file it
     # reads many blocks ahead, which cost 150-250 MiB more (measured) and no speed once the pipeline
     # keeps both cores busy; `_read_ahead` parses the next block while this one is processed.
     with source.open("rb") as handle:
-        reader = pacsv.open_csv(handle, read_options=read, parse_options=parse, convert_options=convert)
+        lines = _LineLimit(handle, limit, layout, pending.append)
+        reader = pacsv.open_csv(lines, read_options=read, parse_options=parse, convert_options=convert)
+        batches = _read_ahead(reader, pending)
         try:
-            for batch in _read_ahead(reader):
+            for batch, bad_lines in batches:
+                for bad in bad_lines:
+                    on_bad_line(bad)
+                if batch is None:
+                    continue
                 if position is not None:
                     position[0] = handle.tell()
                 yield batch
         finally:
+            batches.close()
             del reader
+
+
+class _LineLimit(io.RawIOBase):
+    """The file as Arrow's reader reads it, with every line longer than `limit` bytes left out (its
+    line break stays: Arrow skips the empty line) and reported. The line being read is held back until
+    its end is seen, so at most about `limit` bytes are held; a long line's bytes beyond its first
+    `LONG_LINE_KEEP_BYTES` are never kept. Reading in pieces of at most `limit` bytes means only a line
+    that began in an earlier piece can be too long, so each piece costs a few searches for line
+    breaks, not a scan of every line. A last data line that the file ends inside of (no line break
+    after it, and a quoted value not closed or columns missing) is reported as cut short. In a UTF-8
+    file, lines that are not valid UTF-8 are left out and reported (Arrow would fail their block, or
+    fail decoding the text of a line with a wrong number of columns); a piece of ASCII costs one
+    `isascii`, any other one decoding."""
+
+    def __init__(
+        self, raw: io.BufferedIOBase, limit: int, layout: CsvLayout, on_bad_line: Callable[[BadLine], None]
+    ):
+        super().__init__()
+        self._raw = raw
+        self._limit = max(1, limit)
+        self._layout = layout
+        self._on_bad_line = on_bad_line
+        self._ready = bytearray()  # complete lines, for Arrow
+        self._line = bytearray()  # the beginning of the line being read (no line break yet)
+        self._line_offset = 0  # where it starts in the file
+        self._long: int | None = None  # while inside a long line: its length so far
+        self._kept = b""  # and its beginning
+        self._offset = 0  # bytes read from the file
+        self._eof = False
+        self._utf8 = layout.encoding == "utf-8"
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        while not self._eof and (size is None or size < 0 or len(self._ready) < size):
+            self._fill()
+        size = len(self._ready) if size is None or size < 0 else min(size, len(self._ready))
+        with memoryview(self._ready) as ready:
+            data = bytes(ready[:size])
+        del self._ready[:size]
+        return data
+
+    def _fill(self) -> None:
+        piece = self._raw.read(self._limit)
+        if not piece:
+            self._eof = True
+            if self._long is not None:
+                self._report_long_line()
+            elif self._line:
+                self._last_line()
+            self._line.clear()
+            return
+        at = self._offset
+        self._offset += len(piece)
+        first = min((i for i in (piece.find(b"\n"), piece.find(b"\r")) if i >= 0), default=-1)
+        end = len(piece) if first < 0 else first  # how much of the piece the current line takes
+        view = memoryview(piece)
+        if self._long is None and len(self._line) + end > self._limit:
+            self._kept = bytes(self._line[:LONG_LINE_KEEP_BYTES])
+            self._long = len(self._line)
+            self._line.clear()
+        if self._long is not None:
+            self._long += end
+            self._kept += piece[: min(end, max(0, LONG_LINE_KEEP_BYTES - len(self._kept)))]
+        if first < 0:  # the line goes on
+            if self._long is None:
+                self._line += piece
+            return
+        if self._long is not None:
+            self._report_long_line()
+        else:
+            self._emit(bytes(self._line) + piece[:first], self._line_offset)
+        last = max(piece.rfind(b"\n"), piece.rfind(b"\r"))
+        self._emit(piece[first : last + 1], at + first)
+        self._line[:] = view[last + 1 :]
+        self._line_offset = at + last + 1
+
+    def _emit(self, lines: bytes, at: int) -> None:
+        """Complete lines (or a line without its break), from byte `at` of the file, for Arrow; in a
+        UTF-8 file, without the data lines that are not valid UTF-8 (the header is Arrow's to skip)."""
+        if not self._utf8 or lines.isascii():
+            self._ready += lines
+            return
+        try:
+            lines.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+        else:
+            self._ready += lines
+            return
+        for match in _LINE.finditer(lines):
+            line, end = match.group(1), match.group(2)
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as error:
+                if at + match.start() >= self._layout.data_offset:
+                    self._on_bad_line(self._not_utf8(line, error.start))
+                    line = b""  # its line break stays: Arrow skips the empty line
+            self._ready += line + end
+
+    def _not_utf8(self, line: bytes, start: int) -> BadLine:
+        """The line as a bad line; the reason names the column where its first invalid byte is."""
+        where = ""
+        with contextlib.suppress(csv.Error):  # e.g. a cell over csv's field size limit
+            cells = next(csv.reader([line[:start].decode("utf-8")], delimiter=self._layout.delimiter), [])
+            at = max(len(cells) - 1, 0)
+            where = f" (column {self._layout.columns[at]!r})" if at < len(self._layout.columns) else ""
+        return BadLine(
+            line=None,
+            text=line.decode("utf-8", errors="backslashreplace"),
+            reason=f"the line is not valid UTF-8{where}",
+        )
+
+    def _report_long_line(self) -> None:
+        length, kept = self._long or 0, self._kept
+        text = kept.decode(self._layout.encoding, errors="backslashreplace")
+        if length > len(kept):
+            text += f" [… {length - len(kept)} more bytes not read]"
+        reason = (
+            f"the line at byte {self._line_offset} is {length} bytes long, "
+            f"longer than the {self._limit} bytes a line may have"
+        )
+        self._on_bad_line(BadLine(line=None, text=text, reason=reason))
+        self._long, self._kept = None, b""
+
+    def _last_line(self) -> None:
+        """The file ends without a line break: its last line goes to Arrow (ended by one, which a
+        header-only file's header needs) unless it is a data line the end of the file cut short."""
+        text = self._line.decode(self._layout.encoding, errors="backslashreplace")
+        width = len(self._layout.columns)
+        cut = ""
+        if self._line_offset >= self._layout.data_offset and text.strip():
+            try:
+                cells = len(next(csv.reader([text], delimiter=self._layout.delimiter, strict=True), []))
+            except csv.Error as error:
+                cells = -1 if "end of data" in str(error) else width
+            if cells < 0:
+                cut = "a quoted value is not closed"
+            elif cells < width:
+                cut = f"{cells} of {width} columns"
+        if cut:
+            reason = f"the file ends inside this line ({cut}): it was cut short"
+            self._on_bad_line(BadLine(line=None, text=text, reason=reason))
+        else:
+            self._emit(bytes(self._line) + b"\n", self._line_offset)
 
 
 _END = object()
 
 
-def _read_ahead(reader: pacsv.CSVStreamingReader, depth: int = 1) -> Iterator[pa.RecordBatch]:
+def _read_ahead(
+    reader: pacsv.CSVStreamingReader, pending: list[BadLine], depth: int = 1
+) -> Generator[tuple[pa.RecordBatch | None, list[BadLine]], None, None]:
     """Parse the next block in a thread while the caller works on this one (the reader releases the
-    GIL); `depth` blocks at most wait, which bounds memory."""
+    GIL); `depth` blocks at most wait, which bounds memory. Each batch comes with the bad lines met
+    while reading it (`pending`, filled in the reading thread); the last ones with no batch. When the
+    caller stops early, the thread stops too."""
     ready: queue.Queue[object] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def taken() -> list[BadLine]:
+        lines = pending[:]
+        del pending[: len(lines)]
+        return lines
 
     def produce() -> None:
         try:
             for batch in reader:
-                ready.put(batch)
+                ready.put((batch, taken()))
+                if stop.is_set():
+                    return
+            ready.put((None, taken()))
         except BaseException as error:  # handed to the consumer, which raises it where it reads
             ready.put(error)
         ready.put(_END)
 
     thread = threading.Thread(target=produce, name="feed-reader", daemon=True)
     thread.start()
-    while (item := ready.get()) is not _END:
-        if isinstance(item, BaseException):
-            raise item
-        yield item
-    thread.join()
+    try:
+        while (item := ready.get()) is not _END:
+            if isinstance(item, BaseException):
+                raise item
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+        while thread.is_alive():  # let a producer waiting to hand over a batch finish
+            with contextlib.suppress(queue.Empty):
+                ready.get(timeout=0.05)
+        thread.join()
