@@ -10,7 +10,7 @@ from certnet.core.audit import SystemActor
 from certnet.core.roles import Role
 from certnet.intel.services.warninglists import load_warninglists
 from certnet.registry import services as registry
-from tests.feeds_support import feed_world  # noqa: F401 (a fixture, for the feed tests)
+from tests.feeds_support import feed_world, redis_server  # noqa: F401 (fixtures of the feed tests)
 
 ACTOR = SystemActor("test")
 

@@ -4,17 +4,12 @@ mid-run, and the events store ending with every event exactly once."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
-import subprocess
 import threading
 import time
 from pathlib import Path
 
 import duckdb
-import pytest
-import redis
 
 from certnet.core.audit import SystemActor
 from certnet.feeds import streams
@@ -24,69 +19,6 @@ from certnet.feeds.services import run_source_file
 from tests.feeds_support import event, scan_rdp
 
 ACTOR = SystemActor("test")
-REDIS = shutil.which("redis-server")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class RedisServer:
-    """A throwaway redis-server on loopback whose stream survives a restart (append-only file)."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.port = _free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        command = [
-            REDIS or "redis-server",
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--save",
-            "",
-            "--appendonly",
-            "yes",
-            "--appendfsync",
-            "always",
-            "--dir",
-            str(self.directory),
-        ]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis(port=self.port)
-        for _ in range(100):
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-            self.process = None
-
-    def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port, socket_timeout=5)
-
-
-@pytest.fixture
-def redis_server(tmp_path):
-    if REDIS is None:
-        if os.environ.get("CERTNET_REQUIRE_REDIS") == "1":
-            pytest.fail("redis-server is not installed (CERTNET_REQUIRE_REDIS=1)")
-        pytest.skip("redis-server is not installed")
-    server = RedisServer(tmp_path)
-    server.start()
-    yield server
-    server.stop()
 
 
 def stored_ips(events_dir: Path) -> list[str]:

@@ -15,20 +15,13 @@ import time
 import duckdb
 import pytest
 
-from tests.test_feeds_distributed import REDIS, RedisServer
-
 CERTNET = [sys.executable, "-m", "certnet.cli"]
 ROWS = 20_000
 
 
 @pytest.fixture
-def instance(tmp_path):
-    if REDIS is None:
-        if os.environ.get("CERTNET_REQUIRE_REDIS") == "1":
-            pytest.fail("redis-server is not installed (CERTNET_REQUIRE_REDIS=1)")
-        pytest.skip("redis-server is not installed")
-    server = RedisServer(tmp_path)
-    server.start()
+def instance(redis_server, tmp_path):
+    server = redis_server
     var = tmp_path / "var"
     env = {
         **os.environ,
@@ -41,8 +34,7 @@ def instance(tmp_path):
         [*CERTNET, "setup", "--demo"], env=env, capture_output=True, text=True, check=False
     )
     assert setup.returncode == 0, setup.stderr
-    yield env, var
-    server.stop()
+    return env, var
 
 
 def _report(path) -> None:

@@ -16,17 +16,15 @@ from django.conf import settings
 
 from certnet.core import audit
 from certnet.feeds import streams
-from certnet.feeds.engine import BatchResult, FileBatches, Pipeline, RunSummary, SourceSettings, file_digest
+from certnet.feeds.engine import RUN_COUNTS, BatchResult, FileBatches, Pipeline, RunSummary, SourceSettings
 from certnet.feeds.models import FeedRun, FeedSource, RunStatus
 from certnet.feeds.services import (
     Actor,
     RunOutcome,
-    check_may_run,
+    begin_run,
     finish_run,
     keep_quarantined,
-    previous_run,
     settings_for,
-    start_run,
 )
 from certnet.feeds.store import EventStore
 
@@ -55,12 +53,10 @@ def enqueue_source_file(
     `in_flight` batches wait on the stream (CERTNET_FEED_STREAM_MAX_BATCHES): the producer waits for
     the workers rather than filling Redis's memory with the whole file."""
     in_flight = in_flight or settings.CERTNET_FEED_STREAM_MAX_BATCHES
-    check_may_run(actor, source, path)
-    sha256 = file_digest(path)
-    previous = previous_run(source, sha256)
-    if previous is not None and not again:
-        return RunOutcome(run=previous, summary=None, repeated=True)
-    run = start_run(actor, source, path, sha256)
+    begun = begin_run(actor, source, path, again=again)
+    if isinstance(begun, RunOutcome):
+        return begun
+    run, sha256 = begun
     opened = FileBatches.open(path, settings_for(source), sha256)
     summary = RunSummary(file_name=path.name, sha256=sha256, mapping="", bytes=path.stat().st_size)
     if opened.layout is not None:
@@ -132,17 +128,7 @@ def finish_if_complete(client: redis.Redis, run_id: int) -> bool:
     summary = RunSummary(
         file_name=run.file_name, sha256=run.sha256, mapping=meta.get("mapping", ""), bytes=run.bytes
     )
-    for name in (
-        "read",
-        "parsed",
-        "duplicates",
-        "routed",
-        "unrouted",
-        "quarantined",
-        "coerced",
-        "written",
-        "batches",
-    ):
+    for name in RUN_COUNTS:
         setattr(summary, name, int(counts.get(name, 0)))
     summary.per_cert = Counter(per_cert)
     summary.notes = json.loads(meta.get("notes") or "[]")

@@ -74,6 +74,20 @@ class BatchResult:
         self.read += len(lines)
 
 
+# A run's counts, in the order the pipeline takes them (pages and the CLI list them so).
+RUN_COUNTS = (
+    "read",
+    "parsed",
+    "duplicates",
+    "routed",
+    "unrouted",
+    "quarantined",
+    "coerced",
+    "written",
+    "batches",
+)
+
+
 @dataclass
 class RunSummary:
     file_name: str

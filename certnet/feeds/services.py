@@ -214,6 +214,18 @@ def previous_run(source: FeedSource, sha256: str) -> FeedRun | None:
     return FeedRun.objects.filter(source=source, sha256=sha256, status=RunStatus.DONE).first()
 
 
+def begin_run(
+    actor: Actor, source: FeedSource, path: Path, *, again: bool
+) -> RunOutcome | tuple[FeedRun, str]:
+    """A new run of the file (and its digest), or the outcome of the run that already took it."""
+    check_may_run(actor, source, path)
+    sha256 = file_digest(path)
+    previous = previous_run(source, sha256)
+    if previous is not None and not again:
+        return RunOutcome(run=previous, summary=None, repeated=True)
+    return start_run(actor, source, path, sha256), sha256
+
+
 def run_source_file(
     actor: Actor,
     source: FeedSource,
@@ -226,12 +238,10 @@ def run_source_file(
 
     The same file twice is answered with the first run unless `again`: processing it again is
     harmless (its batches replace their own output) but pointless."""
-    check_may_run(actor, source, path)
-    sha256 = file_digest(path)
-    previous = previous_run(source, sha256)
-    if previous is not None and not again:
-        return RunOutcome(run=previous, summary=None, repeated=True)
-    run = start_run(actor, source, path, sha256)
+    begun = begin_run(actor, source, path, again=again)
+    if isinstance(begun, RunOutcome):
+        return begun
+    run, sha256 = begun
     pipeline = pipeline_for(source)
     try:
         summary = run_file(

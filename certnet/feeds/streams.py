@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 STREAM = "certnet:feeds:batches"
 GROUP = "workers"
 RECLAIM_IDLE_MS = 60_000
+RETRY_PAUSE_SECONDS = 0.5
 KEY_CHUNK = 20_000  # keys per round trip to the window; bounds the time Redis spends per call
 
 # Claim each key for the batch unless another batch holds it; reply one byte per key: 1 new, 0 seen.
@@ -215,7 +216,13 @@ class Worker:
         self._stopping = True
 
     def messages(self, block_ms: int) -> Iterator[tuple[Any, dict[Any, Any]]]:
-        """A dead worker's messages first (XAUTOCLAIM), then new ones."""
+        """This worker's own unfinished message first (one it failed on), then a dead worker's
+        (XAUTOCLAIM), then a new one."""
+        own: Any = self.client.xreadgroup(GROUP, self.name, {STREAM: "0"}, count=1)
+        for _stream, entries in own or []:
+            if entries and entries[0][1]:
+                yield entries[0]
+                return
         reply: Any = self.client.xautoclaim(STREAM, GROUP, self.name, self.reclaim_idle_ms, "0-0", count=1)
         claimed = reply[1]
         if claimed:
@@ -254,6 +261,9 @@ class Worker:
                 # Redis restarting: wait and go on; unacknowledged work is redelivered.
                 log.warning("redis unavailable (%s); retrying", error)
                 time.sleep(0.5)
+            except Exception:  # e.g. the database busy: the batch stays unacknowledged and is tried again
+                log.exception("worker %s: a batch failed; it will be tried again", self.name)
+                time.sleep(RETRY_PAUSE_SECONDS)
         return self.processed
 
     def _idle(self) -> bool:

@@ -18,6 +18,7 @@ from certnet.core.clock import parse_date
 from certnet.core.errors import DomainError, InvalidInput
 from certnet.core.pagination import CappedPaginator
 from certnet.feeds import selectors, selectors_dashboard
+from certnet.feeds.engine import RUN_COUNTS as PIPELINE_COUNTS
 from certnet.feeds.selectors import MAX_EVENTS_PAGE, EventQuery
 from certnet.web.rendering import render_page_or_fragment
 
@@ -29,18 +30,7 @@ MAX_FILTER_TEXT = 200
 TEXT_FILTERS = ("ip", "prefix", "constituent", "cert", "taxonomy", "type", "source")
 ALL_FILTERS = (*TEXT_FILTERS, "asn", "since", "until")
 # A run's counts in the order the pipeline takes them; any other count is listed after these.
-RUN_COUNTS = (
-    "read",
-    "parsed",
-    "duplicates",
-    "routed",
-    "unrouted",
-    "quarantined",
-    "coerced",
-    "written",
-    "batches",
-    "bytes",
-)
+RUN_COUNTS = (*PIPELINE_COUNTS, "bytes")
 
 
 @login_required

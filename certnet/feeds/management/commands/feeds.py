@@ -17,7 +17,7 @@ from certnet.accounts.selectors import get_user_by_username
 from certnet.core.audit import SystemActor
 from certnet.core.errors import DomainError
 from certnet.feeds.collectors import CollectError
-from certnet.feeds.engine import BatchResult
+from certnet.feeds.engine import RUN_COUNTS, BatchResult
 from certnet.feeds.models import FeedSource
 from certnet.feeds.schema import field_reference
 from certnet.feeds.services import (
@@ -194,16 +194,7 @@ class Command(BaseCommand):
         table = Table(
             title=f"run {run.pk}: {run.file_name} ({run.mapping or 'not recognised'})", show_header=False
         )
-        for key in (
-            "read",
-            "parsed",
-            "duplicates",
-            "routed",
-            "unrouted",
-            "quarantined",
-            "coerced",
-            "written",
-        ):
+        for key in RUN_COUNTS:
             table.add_row(key, f"{run.counts.get(key, 0):,}")
         for cert, count in sorted(run.per_cert.items()):
             table.add_row(f"  routed to {cert}", f"{count:,}")
