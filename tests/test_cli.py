@@ -35,6 +35,7 @@ def test_setup_is_idempotent(instance):
     assert again.returncode == 0, again.stderr
     assert "0 created, 0 updated, 24 unchanged" in again.stdout
     assert "demo: 0 registry records added; accounts created: none" in again.stdout
+    assert "demo feeds: already loaded" in again.stdout
 
 
 def test_lookup_as_of_dates(instance):

@@ -43,6 +43,7 @@ class Command(BaseCommand):
             if options["demo"]:
                 self._load_demo()
                 call_command("load_demo_intel", stdout=self.stdout)
+                call_command("load_demo_feeds", stdout=self.stdout)
         except DomainError as exc:
             raise CommandError("\n".join([exc.detail, *(f"  {e}" for e in exc.errors)])) from None
 
