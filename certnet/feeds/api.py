@@ -12,12 +12,9 @@ from ninja import Query, Router, Schema
 from ninja.pagination import LimitOffsetPagination, paginate
 
 from certnet.accounts.models import User
-from certnet.core.errors import Conflict
-from certnet.core.visibility import require
 from certnet.feeds import selectors
-from certnet.feeds.collectors import CollectError
 from certnet.feeds.models import FeedRun, FeedSource
-from certnet.feeds.services import collect, run_source_file
+from certnet.feeds.services import collect_and_run
 
 router = Router(tags=["feeds"])
 
@@ -146,13 +143,7 @@ def get_source(request: HttpRequest, code: str) -> dict[str, Any]:
 )
 def run_source(request: HttpRequest, code: str) -> list[dict[str, Any]]:
     user = _user(request)
-    source = selectors.access_source(user, code)
-    require(user, "run", source, label=f"feed source {code}")
-    try:
-        paths = collect(source)
-    except CollectError as error:
-        raise Conflict(str(error)) from error
-    return [_run_out(run_source_file(user, source, path).run) for path in paths]
+    return [_run_out(outcome.run) for outcome in collect_and_run(user, selectors.access_source(user, code))]
 
 
 @router.get("/feeds/runs", response=list[RunOut], summary="Feed runs you may see, newest first")

@@ -50,8 +50,11 @@ def observations_of_run(run: FeedRun) -> pa.Table:
         table = events.filter('"route.organisation" IS NOT NULL').project(selected).to_arrow_table()
     finally:
         connection.close()
-    slugs = dict(Organisation.objects.values_list("slug", "pk"))
-    organisation = pa.array([slugs.get(s) for s in table["route.organisation"].to_pylist()], pa.int64())
+    # Slug → id for every event at once (a hash join), not a Python lookup per event.
+    known = list(Organisation.objects.values_list("slug", "pk"))
+    slugs = pa.array([slug for slug, _ in known], pa.string())
+    ids = pa.array([pk for _, pk in known], pa.int64())
+    organisation = pc.take(ids, pc.index_in(table["route.organisation"].combine_chunks(), value_set=slugs))
     parts = []
     for name in present:
         values = table[name].combine_chunks()

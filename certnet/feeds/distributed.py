@@ -7,6 +7,7 @@ The run in the database is the same `FeedRun` as in embedded mode; only who does
 from __future__ import annotations
 
 import datetime as dt
+import json
 import threading
 from collections import Counter
 from pathlib import Path
@@ -99,15 +100,11 @@ def enqueue_source_file(
 
 
 def _json(value: object) -> str:
-    import json
-
     return json.dumps(value)
 
 
 def finish_if_complete(client: redis.Redis, run_id: int) -> bool:
     """Write the run's record once every batch is in; only one process does it."""
-    import json
-
     meta = {
         streams._text(k): streams._text(v)
         for k, v in client.hgetall(streams.run_key(run_id) + ":meta").items()

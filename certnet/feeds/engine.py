@@ -27,7 +27,13 @@ import pyarrow.compute as pc
 from certnet.feeds import reader as feed_reader
 from certnet.feeds.dedup import SeenKeys, first_in_batch
 from certnet.feeds.keys import row_keys
-from certnet.feeds.mapping import Mapping, MappingError, apply_mapping, detect_mapping
+from certnet.feeds.mapping import (
+    Mapping,
+    MappingError,
+    apply_mapping,
+    detect_mapping,
+    shadowserver_report_from_file_name,
+)
 from certnet.feeds.routing import route_by_day
 from certnet.feeds.store import EventStore
 
@@ -316,9 +322,10 @@ class FileBatches:
             return opened
         opened.mapping = source.mapping or detect_mapping(path.name, opened.layout.columns, source.candidates)
         if opened.mapping is None:
+            report = shadowserver_report_from_file_name(path.name) or "none"
             opened.error = (
-                f"{path.name}: no mapping recognises this file (report type from the name: "
-                f"{feed_reader_name(path.name) or 'none'}; columns: {', '.join(opened.layout.columns[:12])})"
+                f"{path.name}: no mapping recognises this file (report type from the name: {report}; "
+                f"columns: {', '.join(opened.layout.columns[:12])})"
             )
         return opened
 
@@ -427,12 +434,6 @@ def _with_short_lines(
         {name: pa.array([row[i] for row in short_rows], pa.string()) for i, name in enumerate(layout.columns)}
     )
     return pa.concat_tables([text, extra.select(text.column_names)]), len(short_rows)
-
-
-def feed_reader_name(file_name: str) -> str:
-    from certnet.feeds.mapping import shadowserver_report_from_file_name
-
-    return shadowserver_report_from_file_name(file_name)
 
 
 def _batches(

@@ -390,20 +390,23 @@ def due_sources(now: dt.datetime | None = None) -> list[FeedSource]:
     return due
 
 
-def run_due_sources(actor: Actor) -> list[RunOutcome]:
-    """Collect and run every source that is due. A source that cannot be collected is recorded as a
-    failed run with the reason, so its page shows it, and the others go on."""
+def collect_and_run(actor: Actor, source: FeedSource) -> list[RunOutcome]:
+    """Collect the source now and run what it has. A source that cannot be collected is recorded as
+    a failed run with the reason, so its page shows it."""
     from certnet.feeds.collectors import CollectError
 
-    outcomes = []
-    for source in due_sources():
-        try:
-            paths = collect(source)
-        except CollectError as error:
-            outcomes.append(RunOutcome(run=_failed_collection(actor, source, str(error)), summary=None))
-            continue
-        outcomes.extend(run_source_file(actor, source, path) for path in paths)
-    return outcomes
+    if not isinstance(actor, audit.SystemActor):
+        require(actor, "run", source, label=f"feed source {source.code}")
+    try:
+        paths = collect(source)
+    except CollectError as error:
+        return [RunOutcome(run=_failed_collection(actor, source, str(error)), summary=None)]
+    return [run_source_file(actor, source, path) for path in paths]
+
+
+def run_due_sources(actor: Actor) -> list[RunOutcome]:
+    """Collect and run every source that is due; one that fails does not stop the others."""
+    return [outcome for source in due_sources() for outcome in collect_and_run(actor, source)]
 
 
 def _failed_collection(actor: Actor, source: FeedSource, reason: str) -> FeedRun:
