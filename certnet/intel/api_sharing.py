@@ -19,6 +19,7 @@ from certnet.intel.api import IndicatorOut, OrganisationRef, _indicator_out, _re
 from certnet.intel.models import IntelReport
 from certnet.intel.selectors import exports, misp_export
 from certnet.intel.services.misp_import import import_misp_event
+from certnet.intel.services.report_changes import ReportChange, change_intel_report
 from certnet.intel.services.reports import ReportInput, publish_intel_report
 from certnet.intel.services.stix_import import import_bundle
 
@@ -38,6 +39,21 @@ class ReportIn(Schema):
     organisations: list[str] = []
     indicators: list[int] = []
     tags: list[str] = []
+
+
+class ReportChangeIn(Schema):
+    """Only the fields sent change. `sectors`, `provinces` or `organisations` go with `audience`."""
+
+    title: str | None = None
+    summary: str | None = None
+    tags: list[str] | None = None
+    tlp: str | None = None
+    audience: str | None = None
+    sectors: list[str] = []
+    provinces: list[str] = []
+    organisations: list[str] = []
+    add_indicators: list[int] = []
+    remove_indicators: list[int] = []
 
 
 class ReportOut(Schema):
@@ -164,6 +180,17 @@ def create_report(request: HttpRequest, payload: ReportIn) -> Status[dict[str, A
 @router.get("/intel-reports/{report_id}", response=ReportDetailOut)
 def get_report(request: HttpRequest, report_id: int) -> dict[str, Any]:
     return _report_detail(request.user, exports.access_report(request.user, report_id))
+
+
+@router.patch(
+    "/intel-reports/{report_id}",
+    response=ReportDetailOut,
+    summary="Change a report: wording, tags, TLP (lowered only by its owner), audience, indicators",
+)
+def change_report(request: HttpRequest, report_id: int, payload: ReportChangeIn) -> dict[str, Any]:
+    change = ReportChange(**payload.model_dump())
+    report = change_intel_report(actor=_user(request), report_id=report_id, change=change)
+    return _report_detail(request.user, report)
 
 
 @router.get(

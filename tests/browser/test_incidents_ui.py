@@ -26,11 +26,11 @@ from certnet.core.roles import Role
 from certnet.registry import index, services
 from certnet.registry.framework import load_framework_file
 from certnet.registry.models import Organisation
+from tests.browser.support import PASSWORD, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 ACTOR = SystemActor("browser-test")
-PASSWORD = "browser-test-password-2026"
 SHOTS = Path(os.environ.get("CERTNET_SCREENSHOT_DIR", tempfile.gettempdir()))
 FORM_SHOT = SHOTS / "certnet-incident-form.png"
 QUEUE_SHOT = SHOTS / "certnet-queue.png"
@@ -70,22 +70,6 @@ def people() -> None:
                            check_password_strength=False)  # fmt: skip
         organisation = Organisation.objects.get(slug=slug)
         set_membership(actor=ACTOR, user=user, organisation_id=organisation.pk, role=role)
-
-
-def sign_in(page: Any, base: str, username: str) -> None:
-    from playwright.sync_api import expect
-
-    # Leave the current page first: a fragment it is still loading (the evidence panel loads after
-    # the page) would otherwise come back without a session, set a fresh CSRF cookie and race the
-    # login form's token.
-    page.wait_for_load_state("networkidle")
-    page.goto("about:blank")
-    page.context.clear_cookies()
-    page.goto(base + "/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
-    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
 
 
 @pytest.mark.usefixtures("people", "frozen_clock")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -10,9 +11,19 @@ from urllib.parse import urlsplit
 from django.db.models import Q, QuerySet
 
 from certnet.core.errors import NotFound, invalid
+from certnet.core.roles import Role
+from certnet.core.visibility import principal_for
 from certnet.incidents.models import Incident, Report
 from certnet.intel.index import warninglist_matcher
-from certnet.intel.models import AlertStatus, CorrelationAlert, Indicator, IntelImport, Sighting, Warninglist
+from certnet.intel.models import (
+    AlertStatus,
+    CorrelationAlert,
+    Indicator,
+    IntelImport,
+    IntelReport,
+    Sighting,
+    Warninglist,
+)
 from certnet.intel.observables import KINDS, Kind, extract
 from certnet.registry.models import Organisation
 from certnet.registry.resources import address_key
@@ -21,6 +32,10 @@ if TYPE_CHECKING:
     from certnet.core.visibility import UserLike
 
 MAX_SEARCH_VALUES = 500  # a pasted block of text is searched for at most this many observables
+# A report's values pasted into a web form; a report larger than this is published through the API
+# (up to services.reports.MAX_INDICATORS), where the ids are given.
+MAX_PASTED_VALUES = 5_000
+_CHUNK = 500
 
 
 def visible_indicators(
@@ -187,3 +202,55 @@ def access_import(user: UserLike | None, import_id: int) -> IntelImport:
     if found is None:
         raise NotFound(f"no import {import_id}")
     return found
+
+
+def publishing_organisations(user: UserLike | None) -> list[Organisation]:
+    """The organisations the user may publish intel reports for: those where they are an analyst or
+    above, as services.indicators.organisation_acting_for requires."""
+    ids = principal_for(user).orgs_with(Role.ANALYST)
+    return list(Organisation.objects.filter(pk__in=ids).order_by("name"))
+
+
+@dataclass
+class PastedValue:
+    """An observable found in pasted text and the indicator a report carries for it (None: the user
+    may share no indicator of this value)."""
+
+    kind: str
+    value: str
+    indicator: Indicator | None
+
+
+def shareable_indicators_in(user: UserLike | None, text: str, *, owner: str) -> list[PastedValue]:
+    """Each observable in the text, with the indicator a report published by `owner` (a slug) should
+    carry for it: the owner's own indicator of that value, else the shareable one with the lowest id.
+    The owner's own comes first because publishing it needs nobody else's consent to lower it; the
+    lowest id otherwise, so that pasting the same text twice picks the same indicators. Only exact
+    values count here: a network that contains a pasted address is a different indicator."""
+    observables = extract(text)
+    if len(observables) > MAX_PASTED_VALUES:
+        raise invalid(
+            "indicators",
+            f"{len(observables)} values; a form takes at most {MAX_PASTED_VALUES} "
+            "(publish larger reports through the API)",
+        )
+    values_of: dict[str, list[str]] = defaultdict(list)
+    for kind, value in observables:
+        values_of[kind].append(value)
+    shareable = Indicator.objects.restrict(user, "share").select_related("owner").order_by("pk")
+    chosen: dict[tuple[str, str], Indicator] = {}
+    for kind, values in values_of.items():
+        for start in range(0, len(values), _CHUNK):
+            for indicator in shareable.filter(kind=kind, value__in=values[start : start + _CHUNK]):
+                key = (indicator.kind, indicator.value)
+                current = chosen.get(key)
+                if current is None or (indicator.owner.slug == owner and current.owner.slug != owner):
+                    chosen[key] = indicator
+    return [PastedValue(kind, value, chosen.get((kind, value))) for kind, value in observables]
+
+
+def indicator_ids_of(report: IntelReport) -> list[int]:
+    """Every indicator id in the report, also those the reader may not see, in the order
+    services.report_changes checks them: an error it places at `indicators[n]` is traced back through
+    this list to the value it is about."""
+    return list(report.indicators.order_by("pk").values_list("pk", flat=True))

@@ -2,8 +2,8 @@
 that constituent, and the usual correlation then tells the lowest CERT above everyone who recorded or
 saw it. An indicator seen in the networks of several constituencies is a campaign signal.
 
-Set-based: the run's observed values are matched against every eligible indicator in one Arrow hash
-join per kind (`matching.IndicatorSet`); only the matches are looked at further.
+Set-based: the run's observed values are matched against every eligible indicator in bulk, per kind
+(`matching.IndicatorSet`); only the matches are looked at further.
 """
 
 from __future__ import annotations

@@ -99,6 +99,17 @@ def normalise_tag(text: str, *, loc: str = "tags") -> str:
     return tag
 
 
+def normalised_tags(texts: Iterable[str], errors: list[FieldError]) -> list[str]:
+    """Each tag in its normal form; a refused one adds its error (at `tags[n]`) and is left out."""
+    tags: list[str] = []
+    for number, text in enumerate(texts):
+        try:
+            tags.append(normalise_tag(text, loc=f"tags[{number}]"))
+        except InvalidInput as exc:
+            errors.extend(exc.errors)
+    return tags
+
+
 def _parse_tlp(text: str | None, loc: str, errors: list[FieldError]) -> TLP | None:
     if text is None:
         return None
@@ -578,12 +589,7 @@ def change_indicator(*, actor: User, indicator_id: int, change: IndicatorChange)
         raise Forbidden(f"only {indicator.owner.slug} may lower the TLP of indicator {indicator_id}")
     if change.confidence is not None and not 0 <= change.confidence <= 100:
         errors.append(FieldError("confidence", f"{change.confidence} is not in 0..100"))
-    tags: list[str] = []
-    for number, tag in enumerate(change.tags or ()):
-        try:
-            tags.append(normalise_tag(tag, loc=f"tags[{number}]"))
-        except InvalidInput as exc:
-            errors.extend(exc.errors)
+    tags = normalised_tags(change.tags or (), errors)
     shared: list[Organisation] = []
     if change.shared_with is not None:
         require(actor, "share", indicator, label=f"indicator {indicator_id}")

@@ -16,7 +16,8 @@ what was refused and what certnet could not use (with a note for each), so nothi
   the MISP fields certnet has no column for in `extras["misp"]["events"][<event uuid>]`, so the same
   value in two events keeps both. The report is found by the owner and the event uuid: when it exists
   (and the actor may change it) its title, tags, MISP fields and indicators are replaced by the
-  event's, an update rather than a second report; its TLP and audience stay as published. Another
+  event's, an update rather than a second report; its TLP and audience stay as published, and a
+  shared report's new version is placed in its audience's TAXII collections. Another
   organisation importing the same event gets its own report: report ids are unique across the
   platform, so that one takes a fresh id and keeps the event uuid in its extras (the export uses it).
 - **One value per indicator**: two attributes with the same value become one indicator; the second
@@ -51,7 +52,12 @@ from certnet.intel.services.indicators import (
     record_indicators,
     tags_named,
 )
-from certnet.intel.services.reports import ReportInput, publish_intel_report, share_with_audience
+from certnet.intel.services.reports import (
+    ReportInput,
+    announce_report,
+    publish_intel_report,
+    share_with_audience,
+)
 from certnet.registry.models import Organisation
 
 MANIFEST = "manifest.json"
@@ -463,6 +469,7 @@ def _update_report(
             "removed": sorted(before - {i.pk for i in indicators}),
         },
     )
+    announce_report(actor, report)
 
 
 def _record_import(

@@ -21,14 +21,14 @@ from certnet.core.tlp import TLP
 from certnet.core.visibility import LOWER_TLP
 from certnet.intel.models import Audience, Indicator, IntelReport, StixObject
 from certnet.intel.selectors.exports import stix_objects
-from certnet.intel.services.indicators import normalise_tag, organisation_acting_for, tags_named
+from certnet.intel.services.indicators import normalised_tags, organisation_acting_for, tags_named
 from certnet.intel.signals import report_published
 from certnet.registry.models import Organisation
 
 MAX_INDICATORS = 100_000
 # What each audience admits: the whole community is reached at CLEAR or GREEN; named parts of it at
 # AMBER or AMBER+STRICT; RED is for named people, who are named on indicators, not reports.
-_AUDIENCE_TLPS = {
+AUDIENCE_TLPS = {
     Audience.OWNER: {TLP.AMBER, TLP.AMBER_STRICT},
     Audience.COMMUNITY: {TLP.CLEAR, TLP.GREEN},
     Audience.SECTORS: {TLP.AMBER, TLP.AMBER_STRICT},
@@ -55,7 +55,9 @@ class ReportInput:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
-def _audience_orgs(spec: ReportInput, audience: Audience, errors: list[FieldError]) -> list[Organisation]:
+def audience_organisations(
+    spec: ReportInput, audience: Audience, errors: list[FieldError]
+) -> list[Organisation]:
     def named(field_name: str, values: Sequence[str], lookup: str) -> list[Organisation]:
         if not values:
             errors.append(FieldError(field_name, f"an audience of {audience.value} names at least one"))
@@ -76,22 +78,39 @@ def _audience_orgs(spec: ReportInput, audience: Audience, errors: list[FieldErro
     return []
 
 
-def _check_indicators(
-    actor: User, spec: ReportInput, tlp: TLP | None, errors: list[FieldError]
+def check_report_indicators(
+    actor: User,
+    spec: ReportInput,
+    tlp: TLP | None,
+    errors: list[FieldError],
+    *,
+    unchecked: frozenset[int] = frozenset(),
 ) -> tuple[list[Indicator], list[Indicator]]:
-    """The report's indicators, and those of them that must be lowered to the report's TLP."""
+    """The report's indicators, and those of them that must be lowered to the report's TLP.
+    `unchecked`: ids already in a report whose TLP is not being lowered. They stay as they are, even
+    where the actor could no longer share them (their owner may have raised one since)."""
     if len(spec.indicators) > MAX_INDICATORS:
         errors.append(
             FieldError("indicators", f"{len(spec.indicators)} indicators; the limit is {MAX_INDICATORS}")
         )
         return [], []
     wanted = list(dict.fromkeys(spec.indicators))
-    found = _ids_allowed(actor, "view", wanted)
+    kept = {
+        indicator.pk: indicator
+        for start in range(0, len(wanted), 2000)
+        for indicator in Indicator.objects.filter(
+            pk__in=[pk for pk in wanted[start : start + 2000] if pk in unchecked]
+        )
+    }
+    found = _ids_allowed(actor, "view", [pk for pk in wanted if pk not in kept])
     shareable = _ids_allowed(actor, "share", list(found))
     lowerable = _ids_allowed(actor, LOWER_TLP, [pk for pk in shareable if _stricter(found[pk], tlp)])
     chosen: list[Indicator] = []
     to_lower: list[Indicator] = []
     for position, indicator_id in enumerate(wanted):
+        if indicator_id in kept:
+            chosen.append(kept[indicator_id])
+            continue
         indicator = found.get(indicator_id)
         where = f"indicators[{position}]"
         if indicator is None:
@@ -148,28 +167,19 @@ def publish_intel_report(*, actor: User, spec: ReportInput) -> IntelReport:
     except ValueError:
         errors.append(FieldError("audience", f"{spec.audience!r} is not one of {', '.join(Audience.values)}"))
         audience = None
-    if audience is not None and tlp is not None and tlp not in _AUDIENCE_TLPS[audience]:
-        allowed = " or ".join(sorted(t.label for t in _AUDIENCE_TLPS[audience]))
+    if audience is not None and tlp is not None and tlp not in AUDIENCE_TLPS[audience]:
+        allowed = " or ".join(sorted(t.label for t in AUDIENCE_TLPS[audience]))
         errors.append(
             FieldError("tlp", f"an audience of {audience.value} is published at {allowed}, not {tlp.label}")
         )
-    recipients = _audience_orgs(spec, audience, errors) if audience else []
-    indicators, to_lower = _check_indicators(actor, spec, tlp, errors)
+    recipients = audience_organisations(spec, audience, errors) if audience else []
+    indicators, to_lower = check_report_indicators(actor, spec, tlp, errors)
     kept = list(StixObject.objects.restrict(actor, "view").filter(pk__in=list(spec.stix_objects)))
     missing = sorted(set(spec.stix_objects) - {k.pk for k in kept})
     if missing:
         errors.append(FieldError("stix_objects", f"no kept STIX object {missing[0]}"))
-    tags: list[str] = []
-    for number, text in enumerate(spec.tags):
-        try:
-            tags.append(normalise_tag(text, loc=f"tags[{number}]"))
-        except InvalidInput as exc:
-            errors.extend(exc.errors)
-    if errors:
-        raise InvalidInput(
-            f"{len(errors)} problem(s), nothing published: " + "; ".join(str(e) for e in errors[:20]),
-            errors=errors,
-        )
+    tags = normalised_tags(spec.tags, errors)
+    refuse_if_any(errors, "nothing published")
     if tlp is None or audience is None:  # both were reported among the errors above
         raise AssertionError("unreachable")
     now = clock.now()
@@ -192,7 +202,7 @@ def publish_intel_report(*, actor: User, spec: ReportInput) -> IntelReport:
     report.shared_with.set(recipients)
     if tags:
         report.tags.set(tags_named(tags))
-    lowered = _share_indicators(indicators, to_lower, tlp, recipients, now)
+    lowered = share_indicators(indicators, to_lower, tlp, recipients, now)
     audit.record(
         actor=actor,
         action="intel.report.publish",
@@ -207,13 +217,29 @@ def publish_intel_report(*, actor: User, spec: ReportInput) -> IntelReport:
             "lowered": lowered,
         },
     )
-    if audience != Audience.OWNER:
-        objects = stix_objects(actor, Indicator.objects.filter(intel_reports=report), report=report)
-        report_published.send(sender=IntelReport, report=report, objects=objects, actor=actor)
+    announce_report(actor, report)
     return report
 
 
-def _share_indicators(
+def refuse_if_any(errors: list[FieldError], outcome: str) -> None:
+    """All or nothing: every problem found is named, and `outcome` says what did not happen."""
+    if errors:
+        raise InvalidInput(
+            f"{len(errors)} problem(s), {outcome}: " + "; ".join(str(e) for e in errors[:20]),
+            errors=errors,
+        )
+
+
+def announce_report(actor: User, report: IntelReport) -> None:
+    """Tell the report's audience (its TAXII collections) what it holds now. A report kept to its
+    owner is announced to nobody until it is shared; announcing again after a change adds only the
+    objects whose version is new."""
+    if report.audience != Audience.OWNER:
+        objects = stix_objects(actor, Indicator.objects.filter(intel_reports=report), report=report)
+        report_published.send(sender=IntelReport, report=report, objects=objects, actor=actor)
+
+
+def share_indicators(
     indicators: list[Indicator], to_lower: list[Indicator], tlp: TLP, recipients: list[Organisation], now: Any
 ) -> list[int]:
     """Lower the indicators the owner agreed to lower by publishing, and share the rest with the

@@ -3,8 +3,12 @@ signal (a matched value observed in two or more organisations)."""
 
 from __future__ import annotations
 
+import random
+
+import numpy as np
 import pyarrow as pa
 
+from certnet.intel import matching
 from certnet.intel.matching import IndicatorSet, shared_sightings
 
 
@@ -72,3 +76,52 @@ def test_no_match_gives_an_empty_table_of_the_same_shape():
     spread = shared_sightings(indicator_set(), observations, ["ipv4"])
     assert spread.num_rows == 0
     assert spread.column_names == ["kind", "value", "organisations", "organisation_list"]
+
+
+def reference_matches(indicators: dict[str, list[int]], observed: list[str | None]) -> list[list[int]]:
+    return [sorted(indicators[value]) for value in observed if value is not None and value in indicators]
+
+
+def matched_ids(indicators: IndicatorSet, observed: list[str | None]) -> tuple[list[int], list[list[int]]]:
+    positions, slots = indicators.match("domain", pa.array(observed, pa.string()))
+    ids = indicators.indicator_ids("domain", slots).to_pylist()
+    return positions.to_pylist(), [sorted(each) for each in ids]
+
+
+def test_many_values_match_exactly_what_a_set_would_including_nulls():
+    rng = random.Random(7)
+    values = [f"{rng.getrandbits(40):x}.example" for _ in range(5000)]
+    table = pa.table(
+        {
+            "kind": ["domain"] * len(values),
+            "value": values,
+            "id": pa.array(range(1, len(values) + 1), pa.int64()),
+        }
+    )
+    by_value = {value: [number] for number, value in enumerate(values, start=1)}
+    observed: list[str | None] = [
+        rng.choice(values) if rng.random() < 0.3 else (None if rng.random() < 0.1 else f"{rng.random()}")
+        for _ in range(20_000)
+    ]
+    positions, ids = matched_ids(IndicatorSet.build(table), observed)
+    assert positions == [i for i, value in enumerate(observed) if value in by_value]
+    assert ids == reference_matches(by_value, observed)
+
+
+def test_values_whose_hashes_collide_are_never_taken_for_each_other(monkeypatch):
+    real = matching.value_hashes
+    # Four distinct hashes for everything: every probe meets other values' hashes first.
+    monkeypatch.setattr(matching, "value_hashes", lambda values: (real(values) & np.uint64(3)) | np.uint64(1))
+    values = [f"host{number}.example" for number in range(200)]
+    table = pa.table({"kind": ["domain"] * 200, "value": values, "id": pa.array(range(1, 201), pa.int64())})
+    indicators = IndicatorSet.build(table)
+    observed: list[str | None] = [
+        "host7.example",
+        "nothere.example",
+        "host199.example",
+        None,
+        "host0.example",
+    ]
+    positions, ids = matched_ids(indicators, observed)
+    assert positions == [0, 2, 4]
+    assert ids == [[8], [200], [1]]
