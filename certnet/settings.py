@@ -191,6 +191,9 @@ STORAGES = {
 _EVIDENCE_UPLOAD_BYTES = CERTNET_EVIDENCE_MAX_BYTES + 256 * 1024
 # The feed pipeline: the Parquet events store and the deduplicator's window (embedded mode).
 CERTNET_EVENTS_DIR = Path(os.environ.get("CERTNET_EVENTS_DIR", VAR_DIR / "events"))
+# An S3-compatible bucket instead of the directory: s3://bucket/prefix?endpoint_override=host:port
+# (&scheme=http for a server without TLS); credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY.
+CERTNET_EVENTS_URL = os.environ.get("CERTNET_EVENTS_URL", "")
 CERTNET_FEEDS_STATE_DIR = Path(os.environ.get("CERTNET_FEEDS_STATE_DIR", VAR_DIR / "feeds"))
 # An installation's own mappings (`certnet feeds shadowserver-schema FILE`), beside the shipped ones.
 CERTNET_FEED_MAPPINGS_DIR = Path(os.environ.get("CERTNET_FEED_MAPPINGS_DIR", VAR_DIR / "feeds" / "mappings"))

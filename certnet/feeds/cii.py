@@ -8,7 +8,6 @@ from pathlib import Path
 
 import duckdb
 import yaml
-from django.conf import settings
 from django.db import transaction
 
 from certnet.feeds.correlation import run_files
@@ -39,15 +38,10 @@ def severity_for(mapping_key: str, classification_type: str) -> int:
 
 
 def alert_cii_operators(run: FeedRun) -> list[Report]:
-    root = EventStore(settings.CERTNET_EVENTS_DIR).root
-    if not any(True for _ in root.glob(run_files(run))):
-        return []
     connection = duckdb.connect()
     try:
-        events = connection.read_parquet(
-            str(root / run_files(run)), hive_partitioning=True, union_by_name=True
-        )
-        if "route.cii" not in events.columns:
+        events = EventStore.configured().events(connection, run_files(run))
+        if events is None or "route.cii" not in events.columns:
             return []
         groups = (
             events.filter('"route.cii"')

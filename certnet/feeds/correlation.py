@@ -7,7 +7,6 @@ from __future__ import annotations
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
-from django.conf import settings
 
 from certnet.feeds.models import FeedRun
 from certnet.feeds.store import EventStore, partition_value
@@ -36,13 +35,11 @@ def run_files(run: FeedRun) -> str:
 
 def observations_of_run(run: FeedRun) -> pa.Table:
     """kind, value, organisation, seen: one row per indicator-like value of each routed event."""
-    root = EventStore(settings.CERTNET_EVENTS_DIR).root
-    if not any(True for _ in root.glob(run_files(run))):
-        return _empty()
-    pattern = str(root / run_files(run))
     connection = duckdb.connect()
     try:
-        events = connection.read_parquet(pattern, hive_partitioning=True, union_by_name=True)
+        events = EventStore.configured().events(connection, run_files(run))
+        if events is None:
+            return _empty()
         present = [name for name in FIELD_KINDS if name in events.columns]
         if not present or "route.organisation" not in events.columns:
             return _empty()

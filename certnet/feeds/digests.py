@@ -62,9 +62,9 @@ def period_ending(end: dt.datetime, hours: int) -> Period:
 def _events(
     connection: duckdb.DuckDBPyConnection, store: EventStore, period: Period
 ) -> duckdb.DuckDBPyRelation | None:
-    if not any(True for _ in store.files()):
+    events = store.events(connection)
+    if events is None:
         return None
-    events = connection.read_parquet(store.glob(), hive_partitioning=True, union_by_name=True)
     # Received in the period (time.observation), whatever the feed says the event's own time is.
     since, until = period.start.isoformat(), period.end.isoformat()
     return events.filter(
@@ -102,7 +102,7 @@ def _json_lines(table: pa.Table) -> bytes:
 
 def send_digests(period: Period) -> list[FeedDigest]:
     """One digest per organisation with events received in the period and no digest for it yet."""
-    store = EventStore(settings.CERTNET_EVENTS_DIR)
+    store = EventStore.configured()
     connection = duckdb.connect()
     done: list[FeedDigest] = []
     try:

@@ -152,9 +152,7 @@ class SourcePipelines:
                 seen = streams.RedisSeenKeys(
                     self.client, dt.timedelta(hours=source.dedup_window_hours), namespace=source.code
                 )
-                pipeline = Pipeline(
-                    store=EventStore(settings.CERTNET_EVENTS_DIR), seen=seen, writes_in_flight=1
-                )
+                pipeline = Pipeline(store=EventStore.configured(), seen=seen, writes_in_flight=1)
                 self._by_code[code] = (pipeline, settings_for(source))
             return self._by_code[code]
 

@@ -40,6 +40,10 @@ from certnet.feeds.store import EventStore
 log = logging.getLogger(__name__)
 
 
+class StoreWriteError(RuntimeError):
+    """A batch's events could not be written to the events store."""
+
+
 @dataclass(frozen=True)
 class SourceSettings:
     """What the engine needs to know about where a file came from."""
@@ -248,7 +252,14 @@ class Pipeline:
         return result
 
     def _write(self, batch_id: str, table: pa.Table, feed: str) -> int:
-        return sum(f.rows for f in self.store.write_batch(batch_id, table, feed))
+        try:
+            return sum(f.rows for f in self.store.write_batch(batch_id, table, feed))
+        except OSError as error:
+            # The batch's keys stay unclaimed (its claim is committed only after this returns), so
+            # running the file again writes it: nothing accepted is lost to an unreachable store.
+            raise StoreWriteError(
+                f"the events store ({self.store}) could not take batch {batch_id}: {error}"
+            ) from error
 
     def _finish(self, result: BatchResult, future: Future[int]) -> BatchResult:
         result.written = future.result()
@@ -256,10 +267,17 @@ class Pipeline:
         return result
 
     def drain(self) -> list[BatchResult]:
-        """Wait for every batch in flight; returns them, oldest first."""
-        done = []
+        """Wait for every batch in flight; returns them, oldest first. A batch whose write failed is
+        not committed; the first such failure is raised once every other batch has finished."""
+        done: list[BatchResult] = []
+        failure: Exception | None = None
         while self._in_flight:
-            done.append(self._finish(*self._in_flight.popleft()))
+            try:
+                done.append(self._finish(*self._in_flight.popleft()))
+            except Exception as error:
+                failure = failure or error
+        if failure is not None:
+            raise failure
         return done
 
     def close(self) -> None:
@@ -396,7 +414,11 @@ def run_file(
             f"{path.name}: the run stopped at batch {len(results)}: {type(error).__name__}: {error}"
         )
     finally:
-        pipeline.drain()
+        try:
+            pipeline.drain()
+        except Exception as error:
+            log.exception("feed run of %s: a batch was not written", path.name)
+            summary.error = summary.error or f"{path.name}: {error}"
     summary.error = summary.error or opened.error
     for result in results:
         summary.add(result)

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import duckdb
-from django.conf import settings
 from django.db.models import QuerySet
 
 from certnet.core.errors import FieldError, InvalidInput, NotFound
@@ -167,16 +166,16 @@ def search_events(user: UserLike | None, query: EventQuery) -> tuple[list[dict[s
         )
     if query.offset < 0:
         raise InvalidInput("offset out of range", errors=[FieldError("offset", "0 or more")])
-    store = EventStore(settings.CERTNET_EVENTS_DIR)
-    if not any(True for _ in store.files()):
-        return [], 0
+    store = EventStore.configured()
     where = " AND ".join([_visibility_condition(user), *_filters(query)])
     connection = duckdb.connect()
     connection.create_function(
         "in_network", _in_network, ["VARCHAR", "VARCHAR"], "BOOLEAN", side_effects=False
     )
     try:
-        events = connection.read_parquet(store.glob(), hive_partitioning=True, union_by_name=True)
+        events = store.events(connection)
+        if events is None:
+            return [], 0
         matching = events.filter(where)
         total = int(matching.aggregate("count(*)").fetchall()[0][0])
         page = matching.order('"time.source" DESC NULLS LAST, "source.ip"').limit(

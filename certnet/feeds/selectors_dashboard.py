@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import duckdb
-from django.conf import settings
 from django.db.models import OuterRef, Subquery
 
 from certnet.core import clock
@@ -181,11 +180,10 @@ def feed_dashboard(user: UserLike | None, days: int = DEFAULT_DAYS) -> Dashboard
     until = clock.today()
     since = until - dt.timedelta(days=days - 1)
     dashboard = Dashboard(since=since, until=until)
-    store = EventStore(settings.CERTNET_EVENTS_DIR)
-    if not any(True for _ in store.files()):
+    rows = _grouped(user, EventStore.configured(), since, until)
+    if rows is None:
         return dashboard
     dashboard.store_empty = False
-    rows = _grouped(user, store, since, until)
     dashboard.total = sum(count for *_, count in rows)
     by_taxonomy: dict[dt.date, Counter[str]] = defaultdict(Counter)
     by_cert: dict[dt.date, Counter[str]] = defaultdict(Counter)
@@ -206,10 +204,13 @@ def feed_dashboard(user: UserLike | None, days: int = DEFAULT_DAYS) -> Dashboard
 
 def _grouped(
     user: UserLike | None, store: EventStore, since: dt.date, until: dt.date
-) -> list[tuple[dt.date, str | None, str | None, bool, int]]:
+) -> list[tuple[dt.date, str | None, str | None, bool, int]] | None:
+    """None when the store holds no file at all."""
     connection = duckdb.connect()
     try:
-        events = connection.read_parquet(store.glob(), hive_partitioning=True, union_by_name=True)
+        events = store.events(connection)
+        if events is None:
+            return None
         present = set(events.columns)
 
         def column(name: str) -> str:

@@ -125,7 +125,7 @@ def create_source(actor: Actor, data: SourceInput) -> FeedSource:
 def pipeline_for(source: FeedSource) -> Pipeline:
     state = settings.CERTNET_FEEDS_STATE_DIR / "seen.sqlite3"
     seen = SqliteSeenKeys(state, window=dt.timedelta(hours=source.dedup_window_hours), namespace=source.code)
-    return Pipeline(store=EventStore(settings.CERTNET_EVENTS_DIR), seen=seen, observed_at=clock.now)
+    return Pipeline(store=EventStore.configured(), seen=seen, observed_at=clock.now)
 
 
 def settings_for(source: FeedSource) -> SourceSettings:
