@@ -95,14 +95,16 @@ def change_intel_report(*, actor: User, report_id: int, change: ReportChange) ->
             FieldError("tlp", f"an audience of {audience.value} is published at {allowed}, not {tlp.label}")
         )
     before_ids = list(report.indicators.order_by("pk").values_list("pk", flat=True))
-    unknown_removals = sorted(set(change.remove_indicators) - set(before_ids))
+    held = frozenset(before_ids)  # a report may hold 100,000 indicators: membership by set, not list
+    recipients_before = sorted(report.shared_with.values_list("slug", flat=True))
+    unknown_removals = sorted(set(change.remove_indicators) - held)
     if unknown_removals:
         errors.append(
             FieldError("remove_indicators", f"indicator {unknown_removals[0]} is not in this report")
         )
     removed = set(change.remove_indicators)
     wanted = [pk for pk in before_ids if pk not in removed] + [
-        pk for pk in change.add_indicators if pk not in before_ids
+        pk for pk in change.add_indicators if pk not in held
     ]
     spec = ReportInput(
         owner=report.owner.slug,
@@ -111,16 +113,12 @@ def change_intel_report(*, actor: User, report_id: int, change: ReportChange) ->
         audience=audience.value,
         sectors=change.sectors if change.audience is not None else report.sectors,
         provinces=change.provinces if change.audience is not None else report.provinces,
-        organisations=(
-            change.organisations
-            if change.audience is not None
-            else list(report.shared_with.values_list("slug", flat=True))
-        ),
+        organisations=(change.organisations if change.audience is not None else recipients_before),
         indicators=wanted,
     )
     recipients = audience_organisations(spec, audience, errors)
     indicators, to_lower = check_report_indicators(
-        actor, spec, tlp, errors, unchecked=frozenset() if lowering else frozenset(before_ids)
+        actor, spec, tlp, errors, unchecked=frozenset() if lowering else held
     )
     tags = normalised_tags(change.tags or (), errors)
     refuse_if_any(errors, "nothing changed")
@@ -128,7 +126,7 @@ def change_intel_report(*, actor: User, report_id: int, change: ReportChange) ->
         "title": report.title,
         "tlp": report.tlp,
         "audience": report.audience,
-        "recipients": sorted(report.shared_with.values_list("slug", flat=True)),
+        "recipients": recipients_before,
     }
     now = clock.now()
     if change.title is not None:
@@ -160,7 +158,7 @@ def change_intel_report(*, actor: User, report_id: int, change: ReportChange) ->
                 "audience": audience.value,
                 "recipients": sorted(org.slug for org in recipients),
             },
-            "added": [i.pk for i in indicators if i.pk not in set(before_ids)],
+            "added": [i.pk for i in indicators if i.pk not in held],
             "removed": sorted(removed),
             "lowered": lowered,
         },
