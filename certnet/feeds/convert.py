@@ -83,31 +83,29 @@ def _per_distinct(
     return values, pc.is_valid(values)
 
 
-def ipv4_numbers(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """(uint32 address, is-a-dotted-quad mask) per row: four decimal octets of 0-255, no leading zeros.
+# A dotted quad: four decimal octets of 0-255, without leading zeros.
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_DOTTED_QUAD = rf"^{_OCTET}(\.{_OCTET}){{3}}$"
 
-    Done with splitting and plain string kernels rather than a regular expression: it runs for every
-    event twice (parsing and routing) and is several times faster this way."""
+
+def is_ipv4(text: pa.Array) -> pa.Array:
+    """True where the row is a dotted quad (null where absent)."""
+    return pc.match_substring_regex(text, _DOTTED_QUAD)
+
+
+def ipv4_numbers(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(uint32 address, is-a-dotted-quad mask) per row. One regular expression tells the dotted
+    quads; only those are split and their octets cast (measured: a third of the time of checking the
+    split octets one kernel at a time)."""
     rows = len(text)
     number = np.zeros(rows, dtype=np.uint32)
-    parts = pc.split_pattern(text, ".", max_splits=4)
-    four = np.asarray(
-        pc.fill_null(pc.equal(pc.list_value_length(parts), 4), False).to_numpy(zero_copy_only=False),
-        dtype=bool,
-    )
-    if not four.any():
-        return number, four
-    octets = pc.list_flatten(pc.filter(parts, pa.array(four)))
-    length = pc.utf8_length(octets)
-    good = pc.and_(pc.ascii_is_decimal(octets), pc.less_equal(length, 3))
-    good = pc.and_(good, pc.or_(pc.equal(length, 1), pc.invert(pc.starts_with(octets, "0"))))
-    values = pc.cast(pc.if_else(good, octets, "0"), pa.uint32()).to_numpy()
-    good_np = np.asarray(good.to_numpy(zero_copy_only=False), dtype=bool) & (values <= 255)
-    quads, ok = values.reshape(-1, 4), good_np.reshape(-1, 4).all(axis=1)
-    packed = (quads[:, 0] << 24) | (quads[:, 1] << 16) | (quads[:, 2] << 8) | quads[:, 3]
-    number[four] = np.where(ok, packed, 0).astype(np.uint32)
-    is_v4 = np.zeros(rows, dtype=bool)
-    is_v4[four] = ok
+    is_v4 = _mask(is_ipv4(text))
+    if not is_v4.any():
+        return number, is_v4
+    quads = pc.filter(text, pa.array(is_v4)) if not is_v4.all() else text
+    octets = pc.cast(pc.list_flatten(pc.split_pattern(quads, ".")), pa.uint32()).to_numpy()
+    octets = octets.reshape(-1, 4)
+    number[is_v4] = (octets[:, 0] << 24) | (octets[:, 1] << 16) | (octets[:, 2] << 8) | octets[:, 3]
     return number, is_v4
 
 
@@ -117,7 +115,7 @@ def _canonical_ip(value: str) -> str:
 
 def convert_ip(text: pa.Array) -> Converted:
     text = _blank_to_null(text)
-    is_v4 = pa.array(ipv4_numbers(text)[1])
+    is_v4 = pc.fill_null(is_ipv4(text), False)
     values = text
     if not _mask(pc.and_(pc.is_valid(text), pc.invert(is_v4))).any():
         return _finish(text, is_v4, values)
@@ -187,8 +185,17 @@ def _idna_host(value: str) -> str | None:
 
 def convert_fqdn(text: pa.Array) -> Converted:
     text = _blank_to_null(text)
-    lowered = pc.utf8_lower(pc.replace_substring_regex(text, r"\.$", ""))
-    ascii_ok = pc.and_(pc.string_is_ascii(lowered), pc.match_substring_regex(lowered, _HOST_LABELS))
+    # The cheap kernels where they give the same answer: a trailing dot is rare, ASCII the rule.
+    lowered = text
+    if pc.any(pc.ends_with(text, ".")).as_py():
+        lowered = pc.replace_substring_regex(text, r"\.$", "")
+    ascii_rows = pc.string_is_ascii(lowered)
+    if pc.all(ascii_rows).as_py() is not False:
+        lowered = pc.ascii_lower(lowered)
+    else:  # lowering may make text ASCII (the Kelvin sign becomes k): tell again afterwards
+        lowered = pc.utf8_lower(lowered)
+        ascii_rows = pc.string_is_ascii(lowered)
+    ascii_ok = pc.and_(ascii_rows, pc.match_substring_regex(lowered, _HOST_LABELS))
     ascii_ok = pc.and_(ascii_ok, pc.less_equal(pc.utf8_length(lowered), 253))
     if not _mask(pc.and_(pc.is_valid(text), pc.invert(pc.fill_null(ascii_ok, False)))).any():
         return _finish(text, ascii_ok, lowered)
@@ -281,13 +288,29 @@ def _parse_instant(value: str) -> dt.datetime | None:
     return moment.astimezone(dt.UTC)
 
 
+def _strptime(text: pa.Array, fmt: str) -> pa.Array:
+    """Arrow's strptime, without its rolling of impossible days over (30 February is not 1 March)."""
+    parsed = pc.strptime(text, format=fmt, unit="us", error_is_null=True)
+    same_day = pc.equal(pc.strftime(parsed, format="%Y-%m-%d"), pc.utf8_slice_codeunits(text, 0, 10))
+    return pc.if_else(same_day, parsed, pa.scalar(None, parsed.type))
+
+
 def convert_datetime(text: pa.Array) -> Converted:
     text = _blank_to_null(text)
     unit = ARROW_TYPES["datetime"]
-    # Shadowserver's shape first: when every value has it, nothing else is tried.
-    direct = pc.strptime(text, format=_TIMESTAMP_FORMATS[0], unit="us", error_is_null=True)
+    unit_naive = pa.timestamp(unit.unit)
+    # Shadowserver's shape first: when every value has it, nothing else is tried. Arrow's ISO 8601
+    # cast is several times faster than strptime; the length pins it to the seconds-only shapes. A
+    # naive instant is UTC, which is a change of type, not of values (assume_timezone looks up zones).
+    lengths = pc.min_max(pc.binary_length(text))
+    if lengths["min"].as_py() == lengths["max"].as_py() == 19:
+        try:
+            return _never_refused(pc.cast(text, unit_naive).view(unit))
+        except pa.ArrowInvalid:
+            pass  # a value the cast refuses: the general path below says which
+    direct = _strptime(text, _TIMESTAMP_FORMATS[0])
     if direct.null_count == text.null_count:
-        return _never_refused(pc.cast(pc.assume_timezone(direct, "UTC"), unit))
+        return _never_refused(direct.view(unit))
     # The usual shapes (Shadowserver, abuse.ch, ISO 8601 in UTC) in Arrow; anything else in Python.
     plain = pc.replace_substring_regex(text, r"(?:Z|\+00:?00| UTC| GMT)$", "")
     plain = pc.replace_substring_regex(plain, r"^([0-9]{4}-[0-9]{2}-[0-9]{2})T", r"\1 ")
@@ -295,7 +318,7 @@ def convert_datetime(text: pa.Array) -> Converted:
     plain = pc.replace_substring_regex(plain, r"\.[0-9]+$", "")
     parsed = pa.nulls(len(text), unit)
     for fmt in _TIMESTAMP_FORMATS:
-        attempt = pc.strptime(plain, format=fmt, unit="us", error_is_null=True)
+        attempt = _strptime(plain, fmt)
         parsed = pc.coalesce(parsed, pc.cast(pc.assume_timezone(attempt, "UTC"), unit))
     micros = pc.cast(pc.utf8_rpad(pc.fill_null(fraction, "0"), width=6, padding="0"), pa.int64())
     parsed = pc.cast(pc.add(pc.cast(parsed, pa.int64()), micros), unit)

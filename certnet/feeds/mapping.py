@@ -23,7 +23,7 @@ field left empty, so nothing the feed said is lost.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from collections.abc import Mapping as MappingType
 from dataclasses import dataclass, field
 from functools import cache
@@ -216,11 +216,7 @@ def apply_mapping(mapping: Mapping, text: pa.Table, schema: EventSchema | None =
         if rule.column not in present:
             continue
         raw = text.column(rule.column).combine_chunks()
-        source = convert.zero_to_null(raw) if rule.zero_is_empty else raw
-        if rule.extract:
-            result = EXTRACTORS[rule.extract](source)
-        else:
-            result = convert.CONVERTERS[schema.field(rule.field).type](source)
+        result = _convert_column(rule, raw, schema)
         if result.refused.any():
             if rule.required:
                 fresh = result.refused & ~malformed
@@ -260,6 +256,39 @@ def apply_mapping(mapping: Mapping, text: pa.Table, schema: EventSchema | None =
     return MappedBatch(
         table=table, malformed=malformed, reasons=[str(r) for r in reasons[malformed]], coerced=coerced
     )
+
+
+# A column converts once per distinct value when a sample of it repeats this much: feeds repeat ports,
+# AS numbers, tags and countries, and hashing a column costs a fraction of converting it.
+_DISTINCT_SAMPLE = 512
+_SAMPLE_SHARE = 0.9
+_DISTINCT_SHARE = 0.5
+_KEEPING_TEXT = frozenset({convert.convert_string, convert.convert_raw})
+
+
+def _convert_column(rule: ColumnRule, raw: pa.Array, schema: EventSchema) -> convert.Converted:
+    """The rule's conversion of one column (every converter is a function of the value alone)."""
+    converter: Callable[[pa.Array], convert.Converted]
+    if rule.extract:
+        converter = EXTRACTORS[rule.extract]
+    else:
+        converter = convert.CONVERTERS[schema.field(rule.field).type]
+
+    def apply(text: pa.Array) -> convert.Converted:
+        return converter(convert.zero_to_null(text) if rule.zero_is_empty else text)
+
+    if converter in _KEEPING_TEXT or len(raw) <= _DISTINCT_SAMPLE:
+        return apply(raw)
+    if pc.count_distinct(raw.slice(0, _DISTINCT_SAMPLE)).as_py() > _SAMPLE_SHARE * _DISTINCT_SAMPLE:
+        return apply(raw)  # addresses, times, host names: (nearly) every value new
+    encoded = pc.dictionary_encode(raw)
+    if len(encoded.dictionary) > _DISTINCT_SHARE * len(raw):
+        return apply(raw)
+    distinct = apply(encoded.dictionary)
+    present = np.asarray(pc.is_valid(encoded.indices).to_numpy(zero_copy_only=False), dtype=bool)
+    indices = np.asarray(pc.fill_null(encoded.indices, 0).to_numpy(zero_copy_only=False), dtype=np.int64)
+    refused = distinct.refused[indices] & present if len(distinct.refused) else np.zeros(len(raw), bool)
+    return convert.Converted(values=pc.take(distinct.values, encoded.indices), refused=refused)
 
 
 def shadowserver_report_from_file_name(name: str) -> str:

@@ -116,6 +116,33 @@ def test_generic_csv_mapping_maps_an_operators_columns():
     assert row["extra.x"] == "1"
 
 
+def test_a_repetitive_column_converts_once_per_value_with_the_same_outcome_per_row():
+    mapping = formats.generic_csv_mapping(
+        "blocklist",
+        "Partner CERT",
+        {
+            "when": {"field": "time.source", "required": True},
+            "port": "source.port",
+            "asn": {"field": "source.asn", "zero_is_empty": True},
+        },
+        {"classification.taxonomy": "other", "classification.type": "blacklist"},
+    )
+    # Two thousand rows of a few values each: converted through their distinct values.
+    ports = ["3389", "443", "x", None, "70000"] * 400
+    asns = ["AS64500", "0", "64501", "", "bogus"] * 400
+    text = pa.table({"when": ["2024-05-01 10:00:00"] * 2000, "port": ports, "asn": asns})
+
+    batch = apply_mapping(mapping, text)
+    one_by_one = [apply_mapping(mapping, text.slice(i, 1)) for i in range(5)]
+
+    assert not batch.malformed.any()
+    assert batch.coerced == 3 * 400  # x, 70000 and bogus kept in extra.*; 0 is empty, not refused
+    for i, single in enumerate(one_by_one):
+        row, expected = batch.table.slice(i, 1).to_pylist()[0], single.table.to_pylist()[0]
+        assert {k: row.get(k) for k in expected} == expected
+        assert batch.table.slice(i + 1995, 1).to_pylist()[0] == row
+
+
 @pytest.mark.parametrize(
     ("columns", "constants", "message"),
     [

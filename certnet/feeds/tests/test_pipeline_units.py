@@ -56,6 +56,36 @@ def test_ipv4_numbers_are_the_addresses_as_integers():
     assert int(numbers[1]) == 2**32 - 1
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(alphabet="0123456789.", max_size=16), max_size=40))
+def test_ipv4_numbers_agree_with_pythons_parser(texts):
+    numbers, is_v4 = convert.ipv4_numbers(pa.array(texts, pa.string()))
+    for text, number, ok in zip(texts, numbers, is_v4, strict=True):
+        expected = _python_ip(text)
+        assert bool(ok) == (expected is not None and expected == text), text
+        if ok:
+            assert int(number) == int(ipaddress.ip_address(text))
+
+
+def test_shadowserver_times_take_the_cast_and_a_bad_one_still_says_which():
+    good = convert.convert_datetime(pa.array(["2024-05-01 06:32:31", "2024-05-01T23:59:59", None]))
+    assert good.values.to_pylist()[:2] == [
+        dt.datetime(2024, 5, 1, 6, 32, 31, tzinfo=dt.UTC),
+        dt.datetime(2024, 5, 1, 23, 59, 59, tzinfo=dt.UTC),
+    ]
+    assert str(good.values.type) == "timestamp[us, tz=UTC]"
+    # Nineteen characters that are not an instant: the general path refuses that one row only.
+    mixed = convert.convert_datetime(pa.array(["2024-05-01 06:32:31", "2024-02-30 00:00:00", "x" * 19]))
+    assert mixed.refused.tolist() == [False, True, True]
+    assert mixed.values.to_pylist()[0] == dt.datetime(2024, 5, 1, 6, 32, 31, tzinfo=dt.UTC)
+
+
+def test_host_names_lose_a_trailing_dot_and_fold_case_beyond_ascii():
+    converted = convert.convert_fqdn(pa.array(["WWW.Example.PK.", "\u212aarachi.example", "bad_.-x", None]))
+    assert converted.values.to_pylist() == ["www.example.pk", "karachi.example", None, None]
+    assert converted.refused.tolist() == [False, False, True, False]
+
+
 @pytest.mark.parametrize(
     ("kind", "text", "value"),
     [
