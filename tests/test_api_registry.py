@@ -315,6 +315,7 @@ def test_owner_and_chain_see_alpha_exactly(world: World) -> None:
             "valid_from": "2024-01-01",
             "valid_to": None,
             "tlp": "amber",
+            "cii_system": None,
         }
     ]
     expected_contacts = [
@@ -1223,3 +1224,58 @@ def test_lookup_domain_matches_whole_labels_most_specific_first(world: World) ->
         else:
             actual[query] = assert_problem(response, 404)["status"]
     assert actual == expected
+
+
+def test_a_netblock_or_domain_names_the_cii_system_it_serves(world: World) -> None:
+    nadra = world.org("nadra")
+    services.add_cii_system(actor=SYSTEM, organisation=nadra, name="Citizen identity database")
+    services.add_cii_system(actor=SYSTEM, organisation=world.org("alpha"), name="Alpha billing")
+
+    # Only the organisation's own systems may be named; a refusal names what it has and changes nothing.
+    before = (Netblock.objects.count(), last_seq())
+    refused = world(NADRA_MANAGER).post(
+        "/organisations/nadra/netblocks", {"cidr": "10.60.0.0/16", "cii_system": "Alpha billing"}
+    )
+    problem = assert_problem(refused, 422)
+    assert "nadra has no CII system named 'Alpha billing'" in str(problem)
+    assert "'Citizen identity database'" in str(problem)
+    assert (Netblock.objects.count(), last_seq()) == before
+
+    added = world(NADRA_MANAGER).post(
+        "/organisations/nadra/netblocks", {"cidr": "10.60.0.0/16", "cii_system": "Citizen identity database"}
+    )
+    assert added.status_code == 201, added.content
+    entry = AuditEntry.objects.filter(action="registry.netblock.add").last()
+    assert entry.data["cii_system"] == "Citizen identity database"
+    other = world(NADRA_MANAGER).post("/organisations/nadra/netblocks", {"cidr": "10.61.0.0/16"})
+    listed = {
+        n["cidr"]: n["cii_system"] for n in world(NADRA_VIEWER).get("/organisations/nadra/netblocks").json()
+    }
+    assert listed["10.60.0.0/16"] == "Citizen identity database"
+    assert listed["10.61.0.0/16"] is None
+
+    # Linking an existing netblock, then unlinking it: each change audited once, a repeat is no change.
+    netblock_id = other.json()["id"]
+    path = f"/netblocks/{netblock_id}/cii-system"
+    walk_writes(
+        [(GAMMA, 404), (ALPHA_MANAGER, 404), (NADRA_VIEWER, 403), (NADRA_MANAGER, 200)],
+        lambda person, i: world(person).post(path, {"cii_system": "Citizen identity database"}),
+        state=lambda: Netblock.objects.filter(pk=netblock_id).values("cii_system").get(),
+        actions=["registry.netblock.cii_system"],
+    )
+    assert world(NADRA_MANAGER).post(path, {"cii_system": "Citizen identity database"}).status_code == 200
+    assert AuditEntry.objects.filter(action="registry.netblock.cii_system").count() == 1
+    unlinked = world(NADRA_MANAGER).post(path, {"cii_system": ""})
+    assert unlinked.json()["cii_system"] is None
+    last = AuditEntry.objects.filter(action="registry.netblock.cii_system").last()
+    assert last.data["from"] == "Citizen identity database"
+    assert last.data["to"] is None
+    assert_problem(world(NADRA_MANAGER).post(path, {"cii_system": "Nonesuch"}), 422)
+
+    domain = world(NADRA_MANAGER).post(
+        "/organisations/nadra/domains",
+        {"name": "id.nadra.example", "cii_system": "Citizen identity database"},
+    )
+    assert domain.status_code == 201, domain.content
+    domains = world(NADRA_VIEWER).get("/domains?organisation=nadra").json()["items"]
+    assert {d["name"]: d["cii_system"] for d in domains}["id.nadra.example"] == "Citizen identity database"

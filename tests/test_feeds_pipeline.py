@@ -407,3 +407,39 @@ def test_a_cii_operators_network_in_a_report_files_a_report_for_its_handling_cer
     assert "198.51.100.7" not in report.description
     assert report.aware_at == dt.datetime(2026, 11, 20, 10, tzinfo=dt.UTC)
     assert audit.verify().ok
+
+
+def test_findings_in_a_cii_systems_netblock_name_the_system_in_the_event_and_the_report(feed_world):
+    from certnet.incidents.models import Channel, Report
+    from certnet.registry.services import resources
+
+    nadra = Organisation.objects.get(slug="nadra")
+    system = resources.add_cii_system(actor=ACTOR, organisation=nadra, name="Citizen identity database")
+    since = dt.date(2026, 1, 1)
+    resources.add_netblock(
+        actor=ACTOR, organisation=nadra, cidr="192.0.2.128/26", valid_from=since, cii_system=system.name
+    )
+    resources.add_netblock(actor=ACTOR, organisation=nadra, cidr="192.0.2.192/26", valid_from=since)
+    rows = [event("192.0.2.130"), event("192.0.2.131"), event("192.0.2.200"), event("198.51.100.7")]
+    run = run_source_file(
+        ACTOR, feed_world["source"], write(feed_world, "2026-11-20-scan_rdp-pakistan-geo.csv", scan_rdp(rows))
+    ).run
+
+    systems = {item["source.ip"]: item["route.cii_system"] for item in stored(feed_world["events"])}
+    assert systems == {
+        "192.0.2.130": "Citizen identity database",
+        "192.0.2.131": "Citizen identity database",
+        "192.0.2.200": None,
+        "198.51.100.7": None,
+    }
+    # One report for the system's findings, one for the operator's other networks.
+    assert run.counts["cii_reports"] == 2
+    reports = {r.cii_system: r for r in Report.objects.filter(channel=Channel.FEED)}
+    named = reports[system]
+    assert (
+        named.title == f"{nadra.name} (CII: Citizen identity database): 2 open-rdp event(s) in Accessible-RDP"
+    )
+    assert "192.0.2.130" in named.description
+    assert "192.0.2.200" not in named.description
+    assert "192.0.2.200" in reports[None].description
+    assert audit.verify().ok

@@ -29,6 +29,7 @@ ROUTE_FIELDS = (
     "route.sector",
     "route.province",
     "route.cii",
+    "route.cii_system",
     "route.matched",
     "route.resource",
 )
@@ -42,6 +43,7 @@ class RoutingTable:
     resource_ids: dict[str, np.ndarray]  # per kind: sorted resource pks
     resource_orgs: dict[str, np.ndarray]  # per kind: position of the owning organisation
     resource_texts: dict[str, pa.Array]  # per kind: the netblock / AS / domain as text
+    resource_systems: dict[str, pa.Array]  # per kind: the CII system the resource serves, if any
     organisations: dict[str, pa.Array]  # route field → one value per organisation position
 
     def _owner_positions(self, kind: str, found: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -83,16 +85,21 @@ class RoutingTable:
         columns["route.matched"] = pc.take(
             kinds, pa.array(np.where(routed, matched, 0).astype(np.int64), mask=~routed)
         )
-        columns["route.resource"] = self._resource_text(resource, matched, routed)
+        columns["route.resource"] = self._per_resource(self.resource_texts, resource, matched, routed)
+        columns["route.cii_system"] = self._per_resource(self.resource_systems, resource, matched, routed)
         return pa.table(columns)
 
-    def _resource_text(self, resource: np.ndarray, matched: np.ndarray, routed: np.ndarray) -> pa.Array:
+    @staticmethod
+    def _per_resource(
+        values: dict[str, pa.Array], resource: np.ndarray, matched: np.ndarray, routed: np.ndarray
+    ) -> pa.Array:
+        """Each routed row's value of `values` for the resource that matched it."""
         out = pa.nulls(len(resource), pa.string())
         for code, kind in enumerate(("ip", "asn", "domain")):
             rows = routed & (matched == code)
-            if rows.any():
-                texts = pc.take(self.resource_texts[kind], pa.array(np.where(rows, resource, 0), mask=~rows))
-                out = pc.coalesce(out, texts)
+            if rows.any() and values[kind].null_count < len(values[kind]):
+                taken = pc.take(values[kind], pa.array(np.where(rows, resource, 0), mask=~rows))
+                out = pc.coalesce(out, taken)
         return out
 
     def _find_ip(self, table: pa.Table, pending: np.ndarray) -> np.ndarray | None:
@@ -140,6 +147,8 @@ class RoutingTable:
 
 
 def build_routing_table(day: dt.date) -> RoutingTable:
+    from django.db.models import CharField, Value
+
     from certnet.incidents.selectors import certs_above, handling_cert_for
     from certnet.registry.models import AutonomousSystem, Domain, Netblock, Organisation
     from certnet.registry.selectors import is_cii_operator
@@ -147,27 +156,32 @@ def build_routing_table(day: dt.date) -> RoutingTable:
     index = registry_index(day)
     organisations = list(Organisation.objects.order_by("pk"))
     position = {org.pk: i for i, org in enumerate(organisations)}
-    resource_ids, resource_orgs, resource_texts = {}, {}, {}
+    resource_ids, resource_orgs, resource_texts, resource_systems = {}, {}, {}, {}
     for kind, rows in (
         (
             "ip",
-            Netblock.objects.filter(Netblock.in_force_on(day)).values_list("pk", "organisation_id", "cidr"),
+            Netblock.objects.filter(Netblock.in_force_on(day)).values_list(
+                "pk", "organisation_id", "cidr", "cii_system__name"
+            ),
         ),
         (
             "asn",
             AutonomousSystem.objects.filter(AutonomousSystem.in_force_on(day)).values_list(
-                "pk", "organisation_id", "asn"
+                "pk", "organisation_id", "asn", Value(None, output_field=CharField())
             ),
         ),
         (
             "domain",
-            Domain.objects.filter(Domain.in_force_on(day)).values_list("pk", "organisation_id", "name"),
+            Domain.objects.filter(Domain.in_force_on(day)).values_list(
+                "pk", "organisation_id", "name", "cii_system__name"
+            ),
         ),
     ):
-        ordered = sorted(rows)
+        ordered = sorted(rows, key=lambda r: r[0])
         resource_ids[kind] = np.array([r[0] for r in ordered], dtype=np.int64)
         resource_orgs[kind] = np.array([position[r[1]] for r in ordered], dtype=np.int64)
         resource_texts[kind] = pa.array([str(r[2]) for r in ordered], pa.string())
+        resource_systems[kind] = pa.array([r[3] for r in ordered], pa.string())
     certs, chains = [], []
     for org in organisations:
         cert = handling_cert_for(org, day)
@@ -188,6 +202,7 @@ def build_routing_table(day: dt.date) -> RoutingTable:
         resource_ids=resource_ids,
         resource_orgs=resource_orgs,
         resource_texts=resource_texts,
+        resource_systems=resource_systems,
         organisations=values,
     )
 

@@ -1,6 +1,7 @@
 """Registry endpoints. Thin: parse, call one selector or service, shape the answer."""
 
 import datetime as dt
+from collections.abc import Iterable
 from typing import Any
 
 from django.db.models import QuerySet
@@ -14,6 +15,7 @@ from certnet.core.pagination import ShapedPage
 from certnet.registry import selectors, services
 from certnet.registry.models import (
     AutonomousSystem,
+    CIISystem,
     Contact,
     Designation,
     Domain,
@@ -158,6 +160,7 @@ class NetblockOut(Schema):
     valid_from: dt.date
     valid_to: dt.date | None
     tlp: str
+    cii_system: str | None = Field(None, description="the CII system it serves, where you may see it")
 
 
 class NetblockIn(Schema):
@@ -165,6 +168,7 @@ class NetblockIn(Schema):
     valid_from: dt.date | None = None
     description: str = ""
     tlp: str | None = None
+    cii_system: str = Field("", description="the name of one of the organisation's CII systems")
 
 
 class AsnOut(Schema):
@@ -189,11 +193,17 @@ class DomainOut(Schema):
     unicode_name: str
     valid_from: dt.date
     valid_to: dt.date | None
+    cii_system: str | None = Field(None, description="the CII system it serves, where you may see it")
 
 
 class DomainIn(Schema):
     name: str
     valid_from: dt.date | None = None
+    cii_system: str = Field("", description="the name of one of the organisation's CII systems")
+
+
+class CIISystemLinkIn(Schema):
+    cii_system: str = Field(description="the name of one of the organisation's CII systems; '' for none")
 
 
 class RetireIn(Schema):
@@ -454,19 +464,32 @@ def list_netblocks(request: HttpRequest, filters: Query[NetblockFilters]) -> Any
         queryset = queryset.filter(family=filters.family)
     if filters.contains:
         queryset = selectors.netblocks_containing(queryset, filters.contains)
-    return ShapedPage(queryset, lambda page: [_netblock_out(n) for n in page])
+    return ShapedPage(queryset, lambda page: _resources_out(request, page, NetblockOut))
 
 
-def _netblock_out(n: Netblock) -> dict[str, Any]:
-    return {
-        **{f: getattr(n, f) for f in NetblockOut.model_fields if f != "organisation"},
-        "organisation": n.organisation.slug,
-    }
+def _resources_out(request: HttpRequest, page: Iterable[Any], schema: type[Schema]) -> list[dict[str, Any]]:
+    """The records as `schema`, naming their CII system only where the user may see that system."""
+    records = list(page)
+    linked = {r.cii_system_id for r in records if getattr(r, "cii_system_id", None)}
+    systems = dict(
+        CIISystem.objects.restrict(request.user).filter(pk__in=linked).values_list("pk", "name")
+        if linked
+        else []
+    )
+    plain = [f for f in schema.model_fields if f not in ("organisation", "cii_system")]
+    return [
+        {
+            **{f: getattr(r, f) for f in plain},
+            "organisation": r.organisation.slug,
+            "cii_system": systems.get(getattr(r, "cii_system_id", None) or 0),
+        }
+        for r in records
+    ]
 
 
 @router.get("/organisations/{slug}/netblocks", response=list[NetblockOut])
 def organisation_netblocks(request: HttpRequest, slug: str, at: dt.date | None = None) -> Any:
-    return [_netblock_out(n) for n in _resources(request, Netblock, slug, at)]
+    return _resources_out(request, _resources(request, Netblock, slug, at), NetblockOut)
 
 
 @router.post(
@@ -486,10 +509,39 @@ def retire_netblock(request: HttpRequest, netblock_id: int, payload: RetireIn) -
     if netblock is None:
         raise NotFound(f"no netblock {netblock_id}")
     services.retire_resource(actor=request.user, record=netblock, valid_to=payload.valid_to)
-    return _netblock_out(netblock)
+    return _resources_out(request, [netblock], NetblockOut)[0]
 
 
-def _simple_out(record: AutonomousSystem | Domain, schema: type[Schema]) -> dict[str, Any]:
+def _linked_resource(request: HttpRequest, model: type[Netblock] | type[Domain], record_id: int) -> Any:
+    record = model.objects.restrict(request.user).filter(pk=record_id).select_related("organisation").first()
+    if record is None:
+        raise NotFound(f"no {model._meta.verbose_name} {record_id}")
+    return record
+
+
+@router.post(
+    "/netblocks/{netblock_id}/cii-system",
+    response=NetblockOut,
+    summary="Say which of its organisation's CII systems the netblock serves ('' for none)",
+)
+def link_netblock_cii_system(request: HttpRequest, netblock_id: int, payload: CIISystemLinkIn) -> Any:
+    netblock = _linked_resource(request, Netblock, netblock_id)
+    services.link_cii_system(actor=request.user, record=netblock, cii_system=payload.cii_system)
+    return _resources_out(request, [netblock], NetblockOut)[0]
+
+
+@router.post(
+    "/domains/{domain_id}/cii-system",
+    response=DomainOut,
+    summary="Say which of its organisation's CII systems the domain serves ('' for none)",
+)
+def link_domain_cii_system(request: HttpRequest, domain_id: int, payload: CIISystemLinkIn) -> Any:
+    domain = _linked_resource(request, Domain, domain_id)
+    services.link_cii_system(actor=request.user, record=domain, cii_system=payload.cii_system)
+    return _resources_out(request, [domain], DomainOut)[0]
+
+
+def _simple_out(record: AutonomousSystem, schema: type[Schema]) -> dict[str, Any]:
     return {
         **{f: getattr(record, f) for f in schema.model_fields if f != "organisation"},
         "organisation": record.organisation.slug,
@@ -516,7 +568,7 @@ def add_asn(request: HttpRequest, slug: str, payload: AsnIn) -> Status[dict[str,
 @paginate(LimitOffsetPagination)
 def list_domains(request: HttpRequest, organisation: str | None = None, at: dt.date | None = None) -> Any:
     return ShapedPage(
-        _resources(request, Domain, organisation, at), lambda page: [_simple_out(r, DomainOut) for r in page]
+        _resources(request, Domain, organisation, at), lambda page: _resources_out(request, page, DomainOut)
     )
 
 

@@ -40,6 +40,12 @@ def load_demo_registry(data: dict[str, Any]) -> int:
 
 def _load_resources(organisation: Organisation, entry: dict[str, Any]) -> int:
     added = 0
+    # Systems first: netblocks and domains name the system they serve.
+    for system in entry.get("cii_systems", []):
+        if not organisation.cii_systems.filter(name=system["name"]).exists():
+            designation = organisation.designations.filter(kind="cii").first()
+            services.add_cii_system(actor=DEMO, organisation=organisation, designation=designation, **system)
+            added += 1
     for block in entry.get("netblocks", []):
         since = block.get("since", dt.date(2024, 1, 1))
         if Netblock.objects.filter(organisation=organisation, cidr=block["cidr"], valid_from=since).exists():
@@ -50,6 +56,7 @@ def _load_resources(organisation: Organisation, entry: dict[str, Any]) -> int:
             cidr=block["cidr"],
             valid_from=since,
             description=block.get("description", ""),
+            cii_system=block.get("cii_system", ""),
         )
         if block.get("until"):
             services.retire_resource(actor=DEMO, record=result.record, valid_to=block["until"])
@@ -67,7 +74,11 @@ def _load_resources(organisation: Organisation, entry: dict[str, Any]) -> int:
     for domain in entry.get("domains", []):
         if not organisation.domains.filter(name=domain["name"]).exists():
             services.add_domain(
-                actor=DEMO, organisation=organisation, name=domain["name"], valid_from=dt.date(2024, 1, 1)
+                actor=DEMO,
+                organisation=organisation,
+                name=domain["name"],
+                valid_from=dt.date(2024, 1, 1),
+                cii_system=domain.get("cii_system", ""),
             )
             added += 1
     for contact in entry.get("contacts", []):
@@ -78,10 +89,5 @@ def _load_resources(organisation: Organisation, entry: dict[str, Any]) -> int:
             phone=contact.get("phone", ""),
         ).exists():
             services.add_contact(actor=DEMO, organisation=organisation, **contact)
-            added += 1
-    for system in entry.get("cii_systems", []):
-        if not organisation.cii_systems.filter(name=system["name"]).exists():
-            designation = organisation.designations.filter(kind="cii").first()
-            services.add_cii_system(actor=DEMO, organisation=organisation, designation=designation, **system)
             added += 1
     return added

@@ -280,6 +280,10 @@ class Netblock(Dated):
     start = models.CharField(max_length=32)
     end = models.CharField(max_length=32)
     description = models.CharField(max_length=200, blank=True)
+    # The CII system these addresses serve, if any: a feed finding in them names the system.
+    cii_system = models.ForeignKey(
+        CIISystem, on_delete=models.SET_NULL, null=True, blank=True, related_name="netblocks"
+    )
     tlp = models.CharField(max_length=16, choices=TLP.choices, default=TLP.AMBER)
 
     objects = RestrictedManager()
@@ -315,6 +319,9 @@ class Domain(Dated):
     organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="domains")
     name = models.CharField(max_length=253, db_index=True)
     unicode_name = models.CharField(max_length=253, blank=True)
+    cii_system = models.ForeignKey(
+        CIISystem, on_delete=models.SET_NULL, null=True, blank=True, related_name="domains"
+    )
     tlp = models.CharField(max_length=16, choices=TLP.choices, default=TLP.GREEN)
 
     objects = RestrictedManager()

@@ -288,6 +288,9 @@ def organisation_detail(request: HttpRequest, slug: str) -> HttpResponse:
         *(d.designating_authority for d in designations),
         *(s.holder for s in seats),
     ]
+    systems = list(
+        CIISystem.objects.restrict(user).filter(organisation=organisation).select_related("designation")
+    )
     context = {
         "organisation": organisation,
         "day": day,
@@ -302,17 +305,25 @@ def organisation_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "functions": list(selectors.functions_held(organisation, day)),
         "designations": designations,
         "cii_kind": DesignationKind.CII,
-        "cii_systems": list(
-            CIISystem.objects.restrict(user).filter(organisation=organisation).select_related("designation")
-        ),
-        "netblocks": list(Netblock.objects.restrict(user).filter(organisation=organisation)),
+        "cii_systems": systems,
+        "netblocks": _with_system_names(Netblock.objects.restrict(user), organisation, systems),
         "asns": list(AutonomousSystem.objects.restrict(user).filter(organisation=organisation)),
-        "domains": list(Domain.objects.restrict(user).filter(organisation=organisation)),
+        "domains": _with_system_names(Domain.objects.restrict(user), organisation, systems),
         "contacts": list(Contact.objects.restrict(user).filter(organisation=organisation)),
         "seats": seats,
         "visible_ids": _visible_ids(request, related),
     }
     return render(request, "registry/organisation_detail.html", context)
+
+
+def _with_system_names(records: Any, organisation: Organisation, systems: list[CIISystem]) -> list[Any]:
+    """The organisation's records, each with `system_name`: the CII system it serves, where the viewer
+    may see it."""
+    names = {system.pk: system.name for system in systems}
+    listed = list(records.filter(organisation=organisation))
+    for record in listed:
+        record.system_name = names.get(record.cii_system_id, "")
+    return listed
 
 
 # --- lookup ------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from certnet.core.tlp import TLP
 from certnet.incidents import jobs
 from certnet.incidents.models import Channel, Report
 from certnet.incidents.taxonomy import rsit
-from certnet.registry.models import Organisation
+from certnet.registry.models import CIISystem, Organisation
 
 FEED_INTAKE = audit.SystemActor("feed-alerts")
 TITLE_MAX = 200
@@ -33,6 +33,7 @@ class FeedAlert:
     severity: int
     first_seen: dt.datetime
     tlp: str
+    cii_system: CIISystem | None = None  # the system the findings are in, where the registry knows it
 
 
 def file_feed_alert(alert: FeedAlert) -> Report:
@@ -47,6 +48,7 @@ def file_feed_alert(alert: FeedAlert) -> Report:
         channel=Channel.FEED,
         reporting_organisation=alert.operator,
         affected_organisation=alert.affected,
+        cii_system=alert.cii_system,
         submitted_by=None,
         title=alert.title.strip()[:TITLE_MAX],
         description=alert.description,
@@ -68,6 +70,7 @@ def file_feed_alert(alert: FeedAlert) -> Report:
             "channel": report.channel,
             "tlp": str(report.tlp),
             "severity": report.severity,
+            "cii_system": alert.cii_system.name if alert.cii_system else None,
         },
     )
     jobs.announce_after_commit()

@@ -31,6 +31,7 @@ from certnet.registry.services.resources import (
     add_contact,
     add_domain,
     add_netblock,
+    link_cii_system,
     retire_resource,
 )
 
@@ -50,6 +51,7 @@ __all__ = [
     "add_netblock",
     "assign_function",
     "create_organisation",
+    "link_cii_system",
     "propose_designation",
     "record_designation_on_file",
     "record_designation_review",

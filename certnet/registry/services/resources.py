@@ -77,11 +77,13 @@ def add_netblock(
     valid_from: dt.date | None = None,
     description: str = "",
     tlp: str | None = None,
+    cii_system: str = "",
 ) -> AddedResource:
     _require(actor, "change", organisation)
     audit.lock_chain()
     parsed = parse_network(cidr)
     _require_fits(Netblock, {"description": description})
+    system = _cii_system_named(organisation, cii_system)
     day = _day(valid_from)
     same_family = Netblock.objects.filter(_in_force_between(day), family=parsed.family)
     duplicate = same_family.filter(cidr=parsed.cidr).select_related("organisation").first()
@@ -102,6 +104,7 @@ def add_netblock(
         end=parsed.end,
         valid_from=day,
         description=description,
+        cii_system=system,
         tlp=_registry_tlp(tlp, TLP.AMBER),
     )
     audit.record(
@@ -112,6 +115,7 @@ def add_netblock(
         data={
             "cidr": parsed.cidr,
             "valid_from": day,
+            "cii_system": system.name if system else None,
             "overlaps": [f"{block.cidr} ({block.organisation.slug})" for block in overlapping],
         },
     )
@@ -162,10 +166,12 @@ def add_domain(
     name: str,
     valid_from: dt.date | None = None,
     tlp: str | None = None,
+    cii_system: str = "",
 ) -> AddedResource:
     _require(actor, "change", organisation)
     audit.lock_chain()
     ascii_name, unicode_name = normalise_domain(name)
+    system = _cii_system_named(organisation, cii_system)
     day = _day(valid_from)
     active = Domain.objects.filter(_in_force_between(day)).select_related("organisation")
     existing = active.filter(name=ascii_name).first()
@@ -178,6 +184,7 @@ def add_domain(
         name=ascii_name,
         unicode_name=unicode_name if unicode_name != ascii_name else "",
         valid_from=day,
+        cii_system=system,
         tlp=_registry_tlp(tlp, TLP.GREEN),
     )
     related_domains = list(related)
@@ -189,10 +196,45 @@ def add_domain(
         data={
             "name": ascii_name,
             "valid_from": day,
+            "cii_system": system.name if system else None,
             "overlaps": [f"{d.name} ({d.organisation.slug})" for d in related_domains],
         },
     )
     return AddedResource(record, _owners_as_seen_by(actor, related_domains))
+
+
+def _cii_system_named(organisation: Organisation, name: str) -> CIISystem | None:
+    """The organisation's CII system of that name; '' for none."""
+    if not name.strip():
+        return None
+    system = CIISystem.objects.filter(organisation=organisation, name=name.strip()).first()
+    if system is None:
+        known = ", ".join(repr(s) for s in organisation.cii_systems.values_list("name", flat=True))
+        raise invalid(
+            "cii_system",
+            f"{organisation.slug} has no CII system named {name.strip()!r} (it has: {known or 'none'})",
+        )
+    return system
+
+
+@transaction.atomic
+def link_cii_system(*, actor: Actor, record: Netblock | Domain, cii_system: str) -> None:
+    """Say which of its organisation's CII systems a netblock or domain serves ('' for none), so that
+    feed findings in it name the system."""
+    _require(actor, "change", record.organisation)
+    system = _cii_system_named(record.organisation, cii_system)
+    before = record.cii_system.name if record.cii_system else None
+    if record.cii_system_id == (system.pk if system else None):
+        return
+    record.cii_system = system
+    record.save(update_fields=["cii_system"])
+    audit.record(
+        actor=actor,
+        action=f"registry.{record._meta.model_name}.cii_system",
+        target=record,
+        organisation_id=record.organisation_id,
+        data={"resource": str(record), "from": before, "to": system.name if system else None},
+    )
 
 
 @transaction.atomic

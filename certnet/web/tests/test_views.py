@@ -408,6 +408,22 @@ def test_organisation_page_as_of_a_date(ncert: Client) -> None:
     assert "no one — top of the CERT network on 2024-06-01" in text(before)
 
 
+@pytest.mark.django_db
+@pytest.mark.usefixtures("nadra_resources")
+def test_organisation_page_names_the_cii_system_a_netblock_serves(
+    ncert: Client, orgs: dict[str, Organisation]
+) -> None:
+    from certnet.registry.models import Netblock
+
+    services.add_cii_system(actor=ACTOR, organisation=orgs["nadra"], name="Citizen identity database")
+    netblock = Netblock.objects.get(cidr=NADRA_BLOCK)
+    services.link_cii_system(actor=ACTOR, record=netblock, cii_system="Citizen identity database")
+    page = text(ncert.get("/organisations/nadra/"))
+    netblocks = page.split('data-testid="netblocks"')[1].split("</table>")[0]
+    assert "CII: Citizen identity database" in netblocks
+    assert "CII:" not in page.split('data-testid="domains"')[1].split("</table>")[0]
+
+
 # --- lookup -------------------------------------------------------------------------------------
 
 
