@@ -6,9 +6,9 @@ its output was acknowledged, a redelivered stream message, the same file run twi
 keys new again: its output is written under the same name and replaces itself, so a redelivery never
 turns an event into a "duplicate" of itself and loses it.
 
-`SqliteSeenKeys` (embedded) keeps the window in memory as sorted arrays and on disk in a SQLite file,
-one row per batch. `RedisSeenKeys` (distributed, in `streams.py`) keeps the same facts in Redis so any
-number of workers share them.
+`SqliteSeenKeys` (embedded) keeps the window in memory as sorted runs of keys (12 bytes a key) and on
+disk in a SQLite file, one row per batch. `RedisSeenKeys` (distributed, in `streams.py`) keeps the
+same facts in Redis so any number of workers share them.
 """
 
 from __future__ import annotations
@@ -45,6 +45,57 @@ def first_in_batch(keys: np.ndarray) -> np.ndarray:
     return keep
 
 
+class _SortedRuns:
+    """A set of 64-bit keys, each with the number of the batch that first had it, as sorted runs.
+
+    A batch's new keys become a run of their own, and runs of similar size merge, so adding a batch
+    costs about its own size, not the window's. Runs stop merging at `MAX_RUN` keys: a window of
+    millions is a few large runs and never one array copied whole (which would briefly double it)."""
+
+    MAX_RUN = 1 << 20
+
+    def __init__(self) -> None:
+        self.keys: list[np.ndarray] = []  # uint64, sorted, disjoint across runs
+        self.owners: list[np.ndarray] = []  # int32 batch numbers, aligned with keys
+
+    def __len__(self) -> int:
+        return sum(len(run) for run in self.keys)
+
+    def find(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(found, owner or -1) for each key."""
+        found = np.zeros(len(keys), dtype=bool)
+        owner = np.full(len(keys), -1, dtype=np.int32)
+        for run, owners in zip(self.keys, self.owners, strict=True):
+            at = np.minimum(np.searchsorted(run, keys), len(run) - 1)
+            hit = run[at] == keys
+            found |= hit
+            owner[hit] = owners[at[hit]]
+        return found, owner
+
+    def add(self, keys: np.ndarray, owners: np.ndarray) -> None:
+        """Add keys none of the runs holds (sorted and distinct)."""
+        if not len(keys):
+            return
+        self.keys.append(keys)
+        self.owners.append(owners.astype(np.int32, copy=False))
+        while len(self.keys) > 1:
+            last, before = len(self.keys[-1]), len(self.keys[-2])
+            if 2 * last < before or last + before > self.MAX_RUN:
+                break
+            keys_a, keys_b = self.keys.pop(), self.keys.pop()
+            owners_a, owners_b = self.owners.pop(), self.owners.pop()
+            merged = np.concatenate([keys_b, keys_a])
+            order = np.argsort(merged, kind="stable")
+            self.keys.append(merged[order])
+            self.owners.append(np.concatenate([owners_b, owners_a])[order])
+
+    def keep(self, live_owner: np.ndarray) -> None:
+        """Keep only keys whose owner is marked live."""
+        kept = [(k[live_owner[o]], o[live_owner[o]]) for k, o in zip(self.keys, self.owners, strict=True)]
+        self.keys = [k for k, _ in kept if len(k)]
+        self.owners = [o for k, o in kept if len(k)]
+
+
 class SqliteSeenKeys:
     """The embedded window: a SQLite file of per-batch key blocks, read into memory once."""
 
@@ -60,8 +111,7 @@ class SqliteSeenKeys:
             "CREATE TABLE IF NOT EXISTS seen_blocks (namespace TEXT NOT NULL, batch TEXT NOT NULL,"
             " expires REAL NOT NULL, keys BLOB NOT NULL, PRIMARY KEY (namespace, batch))"
         )
-        self._keys = np.zeros(0, dtype=np.uint64)
-        self._owners = np.zeros(0, dtype=np.int64)
+        self._seen = _SortedRuns()
         self._batches: list[str] = []
         self._batch_numbers: dict[str, int] = {}
         self._pending: dict[str, np.ndarray] = {}
@@ -76,15 +126,11 @@ class SqliteSeenKeys:
             "SELECT batch, expires, keys FROM seen_blocks WHERE namespace = ? ORDER BY rowid",
             (self.namespace,),
         ).fetchall()
-        keys, owners = [], []
         for batch, expires, blob in rows:
-            block = np.frombuffer(blob, dtype=np.uint64)
-            keys.append(block)
             number = self._number(batch)
             self._expires[number] = expires
-            owners.append(np.full(len(block), number, dtype=np.int64))
-        if keys:
-            self._merge(np.concatenate(keys), np.concatenate(owners))
+            block = np.frombuffer(blob, dtype=np.uint64)
+            self._merge(block, np.full(len(block), number, dtype=np.int32))
 
     def _number(self, batch_id: str) -> int:
         number = self._batch_numbers.get(batch_id)
@@ -101,28 +147,18 @@ class SqliteSeenKeys:
         expires = np.asarray(self._expires, dtype=np.float64)
         if not (expires < now).any():
             return
-        live = expires[self._owners] >= now
-        self._keys, self._owners = self._keys[live], self._owners[live]
+        self._seen.keep(expires >= now)
         self._db.execute("DELETE FROM seen_blocks WHERE expires < ?", (now,))
 
     def _merge(self, keys: np.ndarray, owners: np.ndarray) -> None:
         """Add keys (with the batch that first had them); a key already known keeps its first batch."""
-        order = np.argsort(keys, kind="stable")
-        keys, owners = keys[order], owners[order]
-        first = np.ones(len(keys), dtype=bool)
-        first[1:] = keys[1:] != keys[:-1]
-        keys, owners = keys[first], owners[first]
-        if len(self._keys):
-            position = np.minimum(np.searchsorted(self._keys, keys), len(self._keys) - 1)
-            fresh = self._keys[position] != keys
-            keys, owners = keys[fresh], owners[fresh]
-        # One O(n) insertion of an already sorted block instead of re-sorting the whole window.
-        at = np.searchsorted(self._keys, keys)
-        self._keys = np.insert(self._keys, at, keys)
-        self._owners = np.insert(self._owners, at, owners)
+        keys, first = np.unique(keys, return_index=True)
+        owners = owners[first]
+        found, _ = self._seen.find(keys)
+        self._seen.add(keys[~found], owners[~found])
 
     def __len__(self) -> int:
-        return len(self._keys)
+        return len(self._seen)
 
     def claim(self, batch_id: str, keys: np.ndarray) -> np.ndarray:
         keys = keys.astype(np.uint64, copy=False)
@@ -131,15 +167,11 @@ class SqliteSeenKeys:
             if now >= self._next_prune:
                 self._prune(now)
             mine = self._number(batch_id)
-            if len(self._keys):
-                position = np.minimum(np.searchsorted(self._keys, keys), len(self._keys) - 1)
-                found = self._keys[position] == keys
-                new = ~found | (self._owners[position] == mine)
-            else:
-                new = np.ones(len(keys), dtype=bool)
+            found, owner = self._seen.find(keys)
+            new = ~found | (owner == mine)
             claimed = keys[new]
             self._pending[batch_id] = np.unique(claimed)
-            self._merge(claimed, np.full(len(claimed), mine, dtype=np.int64))
+            self._merge(claimed, np.full(len(claimed), mine, dtype=np.int32))
             return np.asarray(new, dtype=bool)
 
     def commit(self, batch_id: str) -> None:

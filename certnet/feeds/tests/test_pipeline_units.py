@@ -206,3 +206,29 @@ def test_the_field_reference_in_docs_is_the_generated_one():
     assert docs.read_text(encoding="utf-8") == field_reference(), (
         "docs/feeds-fields.md is stale: run `certnet feeds fields --write docs/feeds-fields.md`"
     )
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.integers(0, 400), max_size=60), max_size=25), st.sampled_from([4, 16, 1 << 20]))
+def test_the_window_in_runs_answers_as_a_dictionary_does(batches, max_run):
+    from certnet.feeds.dedup import _SortedRuns
+
+    runs, expected = _SortedRuns(), {}
+    runs.MAX_RUN = max_run
+    for number, batch in enumerate(batches):
+        keys = np.unique(np.array(batch, dtype=np.uint64))
+        found, _ = runs.find(keys)
+        runs.add(keys[~found], np.full(int((~found).sum()), number))
+        for key in keys.tolist():
+            expected.setdefault(key, number)
+        probe = np.arange(0, 402, dtype=np.uint64)
+        found, owner = runs.find(probe)
+        assert found.tolist() == [int(k) in expected for k in probe]
+        assert owner[found].tolist() == [expected[int(k)] for k in probe[found]]
+    assert len(runs) == len(expected)
+    every = np.concatenate(runs.keys) if runs.keys else np.zeros(0, np.uint64)
+    assert len(np.unique(every)) == len(every)  # the runs are disjoint
+    assert all((np.diff(run.astype(np.int64)) > 0).all() for run in runs.keys)
+    live = np.array([n % 2 == 0 for n in range(len(batches) + 1)])
+    runs.keep(live)
+    assert len(runs) == sum(1 for owner in expected.values() if owner % 2 == 0)
