@@ -82,6 +82,7 @@ def enqueue_source_file(
             opened.mapping.key,
             opened.layout.delimiter,
             batch.text,
+            lines=batch.lines,
         )
         reader_counts = {"read": len(batch.bad_lines), "quarantined": len(batch.bad_lines)}
         client.hset(streams.run_key(run.pk) + ":reader", batch.batch_id, _json(reader_counts))

@@ -57,7 +57,7 @@ class SourceSettings:
 
 @dataclass
 class Quarantined:
-    line: int | None
+    line: int | None  # the line in the file, counted from 1 with the header (see `reader`)
     reason: str
     raw: str
     batch: str = ""
@@ -199,25 +199,41 @@ class Pipeline:
         self._limit = max(1, writes_in_flight)
 
     def process(
-        self, batch_id: str, text: pa.Table, mapping: Mapping, source: SourceSettings, delimiter: str = ","
+        self,
+        batch_id: str,
+        text: pa.Table,
+        mapping: Mapping,
+        source: SourceSettings,
+        delimiter: str = ",",
+        lines: np.ndarray | None = None,
     ) -> BatchResult:
         """Process one batch to the end, output included."""
-        result = self.submit(batch_id, text, mapping, source, delimiter)
+        result = self.submit(batch_id, text, mapping, source, delimiter, lines)
         self.drain()
         return result
 
     def submit(
-        self, batch_id: str, text: pa.Table, mapping: Mapping, source: SourceSettings, delimiter: str = ","
+        self,
+        batch_id: str,
+        text: pa.Table,
+        mapping: Mapping,
+        source: SourceSettings,
+        delimiter: str = ",",
+        lines: np.ndarray | None = None,
     ) -> BatchResult:
         """Process one batch up to its output, which is written in the background; `drain` (or the
-        next `submit` beyond the limit) waits for it."""
+        next `submit` beyond the limit) waits for it. `lines`, the line in the file of each row of
+        `text`, numbers its malformed rows; without it (a batch from a stream) they have none."""
         mapped = apply_mapping(mapping, text)
         quarantined = []
         if mapped.malformed.any():
             raws = _csv_lines(text, mapped.malformed, delimiter)
+            numbers: list[int | None] = (
+                [None] * len(raws) if lines is None else lines[mapped.malformed].tolist()
+            )
             quarantined = [
-                Quarantined(line=None, reason=r, raw=raw, batch=batch_id)
-                for r, raw in zip(mapped.reasons, raws, strict=True)
+                Quarantined(line=line, reason=r, raw=raw, batch=batch_id)
+                for line, r, raw in zip(numbers, mapped.reasons, raws, strict=True)
             ]
         table = mapped.table.filter(pa.array(~mapped.malformed)) if mapped.malformed.any() else mapped.table
         table = self._stamp(table, mapping, source)
@@ -315,6 +331,7 @@ class PreparedBatch:
     text: pa.Table
     bad_lines: list[Quarantined]  # lines the reader could not split, met while reading this block
     padded: int  # short lines read with their missing last columns empty
+    lines: np.ndarray | None = None  # the line in the file of each row of `text`
 
 
 @dataclass
@@ -353,13 +370,12 @@ class FileBatches:
         bad_lines: list[feed_reader.BadLine] = []
         number = -1
         try:
-            for number, text in enumerate(
+            for number, (text, lines) in enumerate(
                 _batches(self.path, self.layout, bad_lines.append, block_bytes, self.position)
             ):
-                text, padded = _with_short_lines(text, bad_lines, self.layout)
-                yield PreparedBatch(
-                    number, batch_id_for(self.sha256, number), text, self._take(bad_lines), padded
-                )
+                text, lines, padded = _with_short_lines(text, lines, bad_lines, self.layout)
+                batch_id = batch_id_for(self.sha256, number)
+                yield PreparedBatch(number, batch_id, text, self._take(bad_lines), padded, lines)
         except (pa.ArrowInvalid, UnicodeDecodeError) as error:
             self.error = f"{self.path.name}: the file could not be read past batch {number + 1}: {error}"
         if bad_lines:  # met after the last block: they form a batch of their own
@@ -399,7 +415,9 @@ def run_file(
     padded = 0
     try:
         for batch in opened.batches(block_bytes):
-            result = pipeline.submit(batch.batch_id, batch.text, opened.mapping, source, delimiter)
+            result = pipeline.submit(
+                batch.batch_id, batch.text, opened.mapping, source, delimiter, lines=batch.lines
+            )
             result.include_bad_lines(batch.bad_lines)
             padded += batch.padded
             on_quarantine(result.quarantined)
@@ -432,12 +450,16 @@ csv.field_size_limit(2**31 - 1)
 
 
 def _with_short_lines(
-    text: pa.Table, bad_lines: list[feed_reader.BadLine], layout: feed_reader.CsvLayout
-) -> tuple[pa.Table, int]:
+    text: pa.Table,
+    lines: np.ndarray | None,
+    bad_lines: list[feed_reader.BadLine],
+    layout: feed_reader.CsvLayout,
+) -> tuple[pa.Table, np.ndarray | None, int]:
     """Lines that stop before the last columns (Shadowserver adds columns at the end, and older
-    rows lack them) are read with those columns empty; only they leave `bad_lines`."""
+    rows lack them) are read with those columns empty, after the batch's other rows (`lines` gets
+    their lines); only they leave `bad_lines`."""
     width = len(layout.columns)
-    short_rows, rest = [], []
+    short_rows, short_lines, rest = [], [], []
     for bad in bad_lines:
         # Only lines the reader counted as having too few cells; a line cut short at the end of the
         # file or too long to read is quarantined whatever its beginning looks like.
@@ -447,15 +469,20 @@ def _with_short_lines(
         cells = next(csv.reader([bad.text], delimiter=layout.delimiter), [])
         if len(cells) == bad.columns:
             short_rows.append([cell or None for cell in cells] + [None] * (width - len(cells)))
+            short_lines.append(bad.line)
         else:
             rest.append(bad)
     if not short_rows:
-        return text, 0
+        return text, lines, 0
     bad_lines[:] = rest
     extra = pa.table(
         {name: pa.array([row[i] for row in short_rows], pa.string()) for i, name in enumerate(layout.columns)}
     )
-    return pa.concat_tables([text, extra.select(text.column_names)]), len(short_rows)
+    if lines is not None and None not in short_lines:
+        lines = np.concatenate([lines, np.asarray(short_lines, np.int64)])
+    else:
+        lines = None
+    return pa.concat_tables([text, extra.select(text.column_names)]), lines, len(short_rows)
 
 
 def _batches(
@@ -464,9 +491,10 @@ def _batches(
     on_bad_line: Callable[[feed_reader.BadLine], None],
     block_bytes: int,
     position: list[int],
-) -> Iterator[pa.Table]:
+) -> Iterator[tuple[pa.Table, np.ndarray | None]]:
+    lines: list[np.ndarray | None] = [None]
     batches = feed_reader.read_csv_batches(
-        path, layout, on_bad_line=on_bad_line, block_bytes=block_bytes, position=position
+        path, layout, on_bad_line=on_bad_line, block_bytes=block_bytes, position=position, lines=lines
     )
     for batch in batches:
-        yield pa.Table.from_batches([batch])
+        yield pa.Table.from_batches([batch]), lines[0]

@@ -6,6 +6,12 @@ Latin-1), its delimiter, leading comment lines (abuse.ch puts its header in one)
 text, so a value is never guessed at: the mapping decides what each column means. Lines that do not
 have the header's number of columns, lines that are not valid in the file's encoding and lines longer
 than a block are handed to `on_bad_line` with their text (a long line's beginning) and never stop the run.
+
+Line numbers, for bad lines and rows alike, are the file's physical lines counted from 1 as an editor
+shows them: the header (and any comment or empty line before it) counts, so the first data line of a
+file with a one-line header is line 2; every empty line counts; a line break is \r\n, \r or \n.
+Feeds have no line breaks inside quoted values (`newlines_in_values` is off); were there one, Arrow
+would still read its row whole, and the lines after it would be numbered early by its line breaks.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
@@ -40,7 +47,7 @@ class UnreadableFile(ValueError):
 
 @dataclass(frozen=True)
 class BadLine:
-    line: int | None  # 1-based line number in the file, when the reader knows it
+    line: int | None  # the line in the file (see the module's docstring), when the reader knows it
     text: str
     reason: str
     # For a line with another number of columns than the header, how many it has; None for a line
@@ -165,9 +172,12 @@ def read_csv_batches(
     max_line_bytes: int | None = None,
     use_threads: bool = False,
     position: list[int] | None = None,
+    lines: list[np.ndarray | None] | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Record batches of text columns; empty cells are absent values. `position[0]` follows how far
-    into the file the reader has got, for progress reports.
+    into the file the reader has got, for progress reports. `lines[0]` is set, just before each batch
+    is yielded, to the line in the file of each of its rows (int64; None with `use_threads`, where
+    Arrow does not number the lines it skips).
 
     A line longer than `max_line_bytes` (at most, and by default, `block_bytes`, half that for Latin-1,
     whose bytes Arrow turns into up to two before parsing: Arrow cannot parse a line that does not
@@ -184,6 +194,7 @@ def read_csv_batches(
     pending: list[BadLine] = []  # filled in the thread that parses; handed over with each batch
 
     def bad_row(row: pacsv.InvalidRow) -> str:
+        # `row.number` is Arrow's, which leaves out empty lines: `_LineNumbers` turns it into the line.
         reason = f"expected {expected} columns, found {row.actual_columns}"
         pending.append(BadLine(line=row.number, text=row.text, reason=reason, columns=row.actual_columns))
         return "skip"
@@ -210,17 +221,21 @@ def read_csv_batches(
     # reads many blocks ahead, which cost 150-250 MiB more (measured) and no speed once the pipeline
     # keeps both cores busy; `_read_ahead` parses the next block while this one is processed.
     with source.open("rb") as handle:
-        lines = _LineLimit(handle, limit, layout, pending.append)
-        reader = pacsv.open_csv(lines, read_options=read, parse_options=parse, convert_options=convert)
+        limited = _LineLimit(handle, limit, layout, pending.append)
+        numbers = _LineNumbers(layout.skip_lines, limited.not_rows)
+        reader = pacsv.open_csv(limited, read_options=read, parse_options=parse, convert_options=convert)
         batches = _read_ahead(reader, pending)
         try:
             for batch, bad_lines in batches:
+                rows = numbers.take(0 if batch is None else batch.num_rows, bad_lines)
                 for bad in bad_lines:
                     on_bad_line(bad)
                 if batch is None:
                     continue
                 if position is not None:
                     position[0] = handle.tell()
+                if lines is not None:
+                    lines[0] = rows
                 yield batch
         finally:
             batches.close()
@@ -237,7 +252,12 @@ class _LineLimit(io.RawIOBase):
     after it, and a quoted value not closed or columns missing) is reported as cut short. In a UTF-8
     file, lines that are not valid UTF-8 are left out and reported (Arrow would fail their block, or
     fail decoding the text of a line with a wrong number of columns); a piece of ASCII costs one
-    `isascii`, any other one decoding."""
+    `isascii`, any other one decoding.
+
+    It also counts the lines (a numpy pass or two over each piece, cheap next to Arrow's) so that bad
+    lines carry their number, and notes in `not_rows` the data lines Arrow will not count: the
+    empty ones, which Arrow skips, and the ones left out. They are noted before their bytes go to
+    Arrow, so they are there by the time Arrow's batch with the rows after them is handed over."""
 
     def __init__(
         self, raw: io.BufferedIOBase, limit: int, layout: CsvLayout, on_bad_line: Callable[[BadLine], None]
@@ -255,6 +275,11 @@ class _LineLimit(io.RawIOBase):
         self._offset = 0  # bytes read from the file
         self._eof = False
         self._utf8 = layout.encoding == "utf-8"
+        self._breaks = 0  # line breaks read so far
+        self._line_number = 1  # of the line being read
+        self._after_cr = False  # the last byte read is a \r: a \n next ends the same line
+        self._after_break = True  # the last byte read ends a line: a line break next is an empty line
+        self.not_rows: list[int] = []  # lines after the header that Arrow does not count, in no order
 
     def readable(self) -> bool:
         return True
@@ -280,7 +305,12 @@ class _LineLimit(io.RawIOBase):
             return
         at = self._offset
         self._offset += len(piece)
-        first = min((i for i in (piece.find(b"\n"), piece.find(b"\r")) if i >= 0), default=-1)
+        number = self._line_number
+        cr = piece.find(b"\r")
+        # The \n of a \r\n split between two pieces, which begins this one, ends no line of its own.
+        tail = self._after_cr and piece[0] == 0x0A
+        self._count_lines(piece, has_cr=cr >= 0)
+        first = min((i for i in (piece.find(b"\n"), cr) if i >= 0), default=-1)
         end = len(piece) if first < 0 else first  # how much of the piece the current line takes
         view = memoryview(piece)
         if self._long is None and len(self._line) + end > self._limit:
@@ -297,15 +327,47 @@ class _LineLimit(io.RawIOBase):
         if self._long is not None:
             self._report_long_line()
         else:
-            self._emit(bytes(self._line) + piece[:first], self._line_offset)
+            self._emit(bytes(self._line) + piece[:first], self._line_offset, number)
         last = max(piece.rfind(b"\n"), piece.rfind(b"\r"))
-        self._emit(piece[first : last + 1], at + first)
+        # The first line these bytes end is the one just emitted (a `tail` ends the line before it).
+        self._emit(piece[first : last + 1], at + first, number - 1 if tail else number)
         self._line[:] = view[last + 1 :]
         self._line_offset = at + last + 1
+        self._line_number = self._breaks + 1
 
-    def _emit(self, lines: bytes, at: int) -> None:
-        """Complete lines (or a line without its break), from byte `at` of the file, for Arrow; in a
-        UTF-8 file, without the data lines that are not valid UTF-8 (the header is Arrow's to skip)."""
+    def _count_lines(self, piece: bytes, *, has_cr: bool) -> None:
+        """Count the line breaks in the next piece of the file and note its empty data lines. A line
+        break is numbered by where it starts (the \r of a \r\n)."""
+        data = np.frombuffer(piece, np.uint8)
+        breaks = np.flatnonzero(data == 0x0A)
+        if self._after_cr and len(breaks) and breaks[0] == 0:
+            breaks = breaks[1:]  # the end of a \r\n counted with the last piece
+        if has_cr:
+            pair = data[breaks - 1] == 0x0D  # breaks[0] == 0 wraps around, to a byte after it
+            if len(breaks) and breaks[0] == 0:
+                pair[0] = False
+            if np.count_nonzero(data == 0x0D) == np.count_nonzero(pair):  # every \r begins a \r\n
+                breaks -= pair
+            else:  # a \r ends a line whatever follows
+                breaks = np.sort(np.concatenate([breaks[~pair], np.flatnonzero(data == 0x0D)]))
+        if len(breaks):
+            # A line break right after the end of a line (a \n, or a \r not followed by this \n)
+            # ends an empty line.
+            before = data[breaks - 1]
+            empty = (before == 0x0A) | (before == 0x0D)
+            if breaks[0] == 0:
+                empty[0] = self._after_break
+            if empty.any():
+                numbers = self._breaks + 1 + np.flatnonzero(empty)
+                self.not_rows.extend(numbers[numbers > self._layout.skip_lines].tolist())
+            self._breaks += len(breaks)
+        self._after_cr = piece[-1] == 0x0D
+        self._after_break = piece[-1] in (0x0A, 0x0D)
+
+    def _emit(self, lines: bytes, at: int, number: int) -> None:
+        """Complete lines (or a line without its break), from byte `at` of the file and line `number`
+        on, for Arrow; in a UTF-8 file, without the data lines that are not valid UTF-8 (the header
+        is Arrow's to skip)."""
         if not self._utf8 or lines.isascii():
             self._ready += lines
             return
@@ -316,17 +378,18 @@ class _LineLimit(io.RawIOBase):
         else:
             self._ready += lines
             return
-        for match in _LINE.finditer(lines):
+        for index, match in enumerate(_LINE.finditer(lines)):
             line, end = match.group(1), match.group(2)
             try:
                 line.decode("utf-8")
             except UnicodeDecodeError as error:
                 if at + match.start() >= self._layout.data_offset:
-                    self._on_bad_line(self._not_utf8(line, error.start))
+                    self._on_bad_line(self._not_utf8(line, error.start, number + index))
+                    self.not_rows.append(number + index)
                     line = b""  # its line break stays: Arrow skips the empty line
             self._ready += line + end
 
-    def _not_utf8(self, line: bytes, start: int) -> BadLine:
+    def _not_utf8(self, line: bytes, start: int, number: int) -> BadLine:
         """The line as a bad line; the reason names the column where its first invalid byte is."""
         where = ""
         with contextlib.suppress(csv.Error):  # e.g. a cell over csv's field size limit
@@ -334,7 +397,7 @@ class _LineLimit(io.RawIOBase):
             at = max(len(cells) - 1, 0)
             where = f" (column {self._layout.columns[at]!r})" if at < len(self._layout.columns) else ""
         return BadLine(
-            line=None,
+            line=number,
             text=line.decode("utf-8", errors="backslashreplace"),
             reason=f"the line is not valid UTF-8{where}",
         )
@@ -348,7 +411,8 @@ class _LineLimit(io.RawIOBase):
             f"the line at byte {self._line_offset} is {length} bytes long, "
             f"longer than the {self._limit} bytes a line may have"
         )
-        self._on_bad_line(BadLine(line=None, text=text, reason=reason))
+        self._on_bad_line(BadLine(line=self._line_number, text=text, reason=reason))
+        self.not_rows.append(self._line_number)
         self._long, self._kept = None, b""
 
     def _last_line(self) -> None:
@@ -368,9 +432,68 @@ class _LineLimit(io.RawIOBase):
                 cut = f"{cells} of {width} columns"
         if cut:
             reason = f"the file ends inside this line ({cut}): it was cut short"
-            self._on_bad_line(BadLine(line=None, text=text, reason=reason))
+            self._on_bad_line(BadLine(line=self._line_number, text=text, reason=reason))
         else:
-            self._emit(bytes(self._line) + b"\n", self._line_offset)
+            self._emit(bytes(self._line) + b"\n", self._line_offset, self._line_number)
+
+
+class _LineNumbers:
+    """The line of each row and of each line with a wrong number of columns, batch by batch.
+
+    Arrow numbers the lines it counts: those it skips at the start (`skip_rows`, every one) and then
+    only the lines that are not empty, so a line it blanked or found empty shifts its numbers. Rows
+    are the lines Arrow counts and does not hand to `invalid_row_handler`, in order; both are mapped
+    to the file's lines from the lines Arrow does not count (`not_rows`, noted by `_LineLimit`). The
+    cursor is the last row handed over (Arrow's number and its line); what lies before it is dropped,
+    so a batch costs a few numpy operations over its rows."""
+
+    def __init__(self, skip_lines: int, not_rows: list[int]) -> None:
+        self._not_rows = not_rows  # filled in the reading thread
+        self._seen = 0
+        self._skipped = np.empty(0, np.int64)  # lines after the cursor Arrow does not count, sorted
+        self._invalid = np.empty(0, np.int64)  # Arrow's numbers after the cursor of the lines it skipped
+        self._arrow = self._line = skip_lines  # the cursor
+        self._known = True
+
+    def take(self, rows: int, bad_lines: list[BadLine]) -> np.ndarray | None:
+        """The lines of a batch's `rows`; the lines Arrow skipped in `bad_lines` get theirs too."""
+        noted = len(self._not_rows)  # another thread appends: read what is there once
+        if noted > self._seen:
+            new = np.asarray(self._not_rows[self._seen : noted], np.int64)
+            self._skipped = np.sort(np.concatenate([self._skipped, new]))
+            self._seen = noted
+        invalid = [i for i, bad in enumerate(bad_lines) if bad.columns is not None]  # Arrow's
+        given = [bad_lines[i].line for i in invalid]
+        if None in given:
+            self._known = False  # Arrow does not number lines when it reads with threads
+        if not self._known:
+            return None
+        numbers = np.asarray(given, np.int64)
+        corrected = self._lines(numbers)
+        # Only lines after an empty one or one left out differ: a file can have a bad line per row.
+        for at in np.flatnonzero(corrected != numbers).tolist():
+            bad = bad_lines[invalid[at]]
+            line = int(corrected[at])
+            bad_lines[invalid[at]] = BadLine(line=line, text=bad.text, reason=bad.reason, columns=bad.columns)
+        self._invalid = np.sort(np.concatenate([self._invalid, numbers]))
+        arrow = _nth_not_in(self._arrow, self._invalid, np.arange(rows, dtype=np.int64))
+        lines = self._lines(arrow)
+        if rows:
+            self._arrow, self._line = int(arrow[-1]), int(lines[-1])
+            self._invalid = self._invalid[self._invalid > self._arrow]
+            self._skipped = self._skipped[self._skipped > self._line]
+        return lines
+
+    def _lines(self, arrow: np.ndarray) -> np.ndarray:
+        """The lines of Arrow's line numbers after the cursor."""
+        return _nth_not_in(self._line, self._skipped, arrow - self._arrow - 1)
+
+
+def _nth_not_in(start: int, excluded: np.ndarray, nth: np.ndarray) -> np.ndarray:
+    """The `nth` (from 0) numbers after `start` that are not in `excluded` (sorted, all after `start`)."""
+    # Below excluded[i] lie `excluded[i] - start - 1 - i` numbers that are not excluded.
+    free_below = excluded - start - 1 - np.arange(len(excluded))
+    return start + 1 + nth + np.searchsorted(free_below, nth, side="right")
 
 
 _END = object()

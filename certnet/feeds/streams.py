@@ -100,6 +100,7 @@ class BatchMessage:
     mapping: str
     delimiter: str
     table: pa.Table
+    lines: np.ndarray | None = None  # the line in the file of each row, to number quarantined rows
 
 
 def _text(value: Any) -> str:
@@ -116,6 +117,7 @@ def parse_message(message_id: Any, fields: dict[Any, Any]) -> BatchMessage:
         mapping=_text(get["mapping"]),
         delimiter=_text(get.get("delimiter", ",")),
         table=decode_table(get["data"]),
+        lines=np.frombuffer(get["lines"], dtype=np.int64) if get.get("lines") else None,
     )
 
 
@@ -139,18 +141,19 @@ def enqueue_batch(
     mapping: str,
     delimiter: str,
     table: pa.Table,
+    lines: np.ndarray | None = None,
 ) -> None:
-    client.xadd(
-        STREAM,
-        {
-            "batch": batch_id,
-            "run": run_id,
-            "source": source,
-            "mapping": mapping,
-            "delimiter": delimiter,
-            "data": encode_table(table),
-        },
-    )
+    fields: dict[Any, Any] = {
+        "batch": batch_id,
+        "run": run_id,
+        "source": source,
+        "mapping": mapping,
+        "delimiter": delimiter,
+        "data": encode_table(table),
+    }
+    if lines is not None:
+        fields["lines"] = np.asarray(lines, dtype=np.int64).tobytes()
+    client.xadd(STREAM, fields)
 
 
 def wait_for_room(client: redis.Redis, limit: int, pause: float = 0.05) -> None:
@@ -238,7 +241,9 @@ class Worker:
         from certnet.feeds.services import mappings
 
         mapping = mappings()[message.mapping]
-        result = pipeline.process(message.batch_id, message.table, mapping, source, message.delimiter)
+        result = pipeline.process(
+            message.batch_id, message.table, mapping, source, message.delimiter, lines=message.lines
+        )
         self.on_done(message, result)
         # Only now is the batch done: its files are in place and its results recorded.
         self.client.xack(STREAM, GROUP, message.message_id)
