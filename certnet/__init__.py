@@ -2,10 +2,10 @@
 
 import os
 
-# Arrow's allocator (mimalloc) keeps freed pages committed for reuse by default. A feed run allocates
-# and frees a batch's columns thousands of times; handing those pages back at once (and committing
-# arenas as they are used, not up front) keeps a worker's resident memory at its working set: measured
-# 433 MiB instead of 500 at the peak of a 1,000,000-row run, at no cost in speed. Read by mimalloc
-# when pyarrow loads, hence here, before anything imports it; the environment may still override.
-os.environ.setdefault("MIMALLOC_PURGE_DELAY", "0")
+# Arrow's allocator (mimalloc) commits a whole arena up front by default. A feed run allocates and
+# frees a batch's columns thousands of times; committing arena memory as it is used keeps a worker's
+# resident memory nearer its working set (measured on 1,000,000 rows: 459 MiB at the peak instead of
+# 485, at the same speed; handing freed pages back at once as well, MIMALLOC_PURGE_DELAY=0, saves 13
+# MiB more but costs a tenth of the speed). mimalloc reads this when pyarrow loads, hence here, before
+# anything imports it; the environment may still override it.
 os.environ.setdefault("MIMALLOC_ARENA_EAGER_COMMIT", "0")
