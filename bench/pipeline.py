@@ -14,7 +14,9 @@ with a fresh events store and deduplication window, and `pyarrow.csv.read_csv` a
 median of each is reported), and reads the last run's store back through DuckDB for the routed
 (address, constituent) pairs, hashed the way run_intelmq_bench.sh hashes IntelMQ's output.
 
-Prints ``name=value`` figures, one per line; the last lines are certnet_events_per_s (rows read per
+Prints ``name=value`` figures, one per line, arrow_copy_rows_per_s among them (reading the file as text
+and writing it as Parquet as the store does, nothing else: the ceiling of any pipeline that keeps what
+it reads); the last lines are certnet_events_per_s (rows read per
 second of run_file), certnet_peak_rss_mib, arrow_read_rows_per_s, routed_pairs_sha256, rows, wall_s
 and, with --intelmq-events-per-s, speedup_vs_intelmq. IntelMQ's figure counts the events it outputs
 (meta.json's unique_rows over its wall time), so the speedup compares events written per second with
@@ -179,6 +181,27 @@ def run_pipeline(feed: Path, run_dir: Path) -> tuple[float, Any]:
     return elapsed, summary
 
 
+def copy_to_parquet(feed: Path, target: Path) -> float:
+    """Seconds to read the file as text and write it as Parquet the way the store does (zstd level 1),
+    with no processing at all: the ceiling of any pipeline that keeps what it reads."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    from certnet.feeds.store import COMPRESSION, COMPRESSION_LEVEL
+
+    with feed.open() as handle:
+        header = next(csv.reader(handle))
+    started = time.perf_counter()
+    text = pacsv.read_csv(
+        feed, convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(header, pa.string()))
+    )
+    pq.write_table(text, target, compression=COMPRESSION, compression_level=COMPRESSION_LEVEL)
+    elapsed = time.perf_counter() - started
+    target.unlink()
+    return elapsed
+
+
 def counts_of(summary: Any) -> dict[str, int]:
     return {key: value for key, value in summary.as_dict().items() if isinstance(value, int)}
 
@@ -290,6 +313,7 @@ def main() -> None:
         started = time.perf_counter()
         arrow_rows = pacsv.read_csv(feed).num_rows
         arrow_walls.append(time.perf_counter() - started)
+    copy_walls = [copy_to_parquet(feed, workdir / "copy.parquet") for _ in range(args.repeat)]
 
     summary = summaries[-1]
     counts = counts_of(summary)
@@ -319,6 +343,7 @@ def main() -> None:
     print(f"certnet_events_written_per_s={written_per_s:.1f}")
     print_figure("certnet_events_per_s", f"{summary.read / wall:.1f}")
     print_figure("certnet_peak_rss_mib", f"{peak_mib:.0f}")
+    print(f"arrow_copy_rows_per_s={arrow_rows / statistics.median(copy_walls):.1f}")
     print_figure("arrow_read_rows_per_s", f"{arrow_rows / statistics.median(arrow_walls):.1f}")
     print_figure("routed_pairs_sha256", hashlib.sha256("\n".join(pairs).encode()).hexdigest())
     print_figure("rows", summary.read)

@@ -512,11 +512,14 @@ def retire_netblock(request: HttpRequest, netblock_id: int, payload: RetireIn) -
     return _resources_out(request, [netblock], NetblockOut)[0]
 
 
-def _linked_resource(request: HttpRequest, model: type[Netblock] | type[Domain], record_id: int) -> Any:
+def _link_cii_system(
+    request: HttpRequest, model: type[Netblock] | type[Domain], record_id: int, cii_system: str
+) -> dict[str, Any]:
     record = model.objects.restrict(request.user).filter(pk=record_id).select_related("organisation").first()
     if record is None:
         raise NotFound(f"no {model._meta.verbose_name} {record_id}")
-    return record
+    services.link_cii_system(actor=request.user, record=record, cii_system=cii_system)
+    return _resources_out(request, [record], NetblockOut if model is Netblock else DomainOut)[0]
 
 
 @router.post(
@@ -525,9 +528,7 @@ def _linked_resource(request: HttpRequest, model: type[Netblock] | type[Domain],
     summary="Say which of its organisation's CII systems the netblock serves ('' for none)",
 )
 def link_netblock_cii_system(request: HttpRequest, netblock_id: int, payload: CIISystemLinkIn) -> Any:
-    netblock = _linked_resource(request, Netblock, netblock_id)
-    services.link_cii_system(actor=request.user, record=netblock, cii_system=payload.cii_system)
-    return _resources_out(request, [netblock], NetblockOut)[0]
+    return _link_cii_system(request, Netblock, netblock_id, payload.cii_system)
 
 
 @router.post(
@@ -536,9 +537,7 @@ def link_netblock_cii_system(request: HttpRequest, netblock_id: int, payload: CI
     summary="Say which of its organisation's CII systems the domain serves ('' for none)",
 )
 def link_domain_cii_system(request: HttpRequest, domain_id: int, payload: CIISystemLinkIn) -> Any:
-    domain = _linked_resource(request, Domain, domain_id)
-    services.link_cii_system(actor=request.user, record=domain, cii_system=payload.cii_system)
-    return _resources_out(request, [domain], DomainOut)[0]
+    return _link_cii_system(request, Domain, domain_id, payload.cii_system)
 
 
 def _simple_out(record: AutonomousSystem, schema: type[Schema]) -> dict[str, Any]:
