@@ -378,10 +378,12 @@ class FileBatches:
                 yield PreparedBatch(number, batch_id, text, self._take(bad_lines), padded, lines)
         except (pa.ArrowInvalid, UnicodeDecodeError) as error:
             self.error = f"{self.path.name}: the file could not be read past batch {number + 1}: {error}"
-        if bad_lines:  # met after the last block: they form a batch of their own
+        if bad_lines:  # met after the last block (all of a file's lines, if all are short): a batch
             empty = pa.table({name: pa.array([], pa.string()) for name in self.layout.columns})
+            text, lines, padded = _with_short_lines(empty, np.zeros(0, np.int64), bad_lines, self.layout)
             number += 1
-            yield PreparedBatch(number, batch_id_for(self.sha256, number), empty, self._take(bad_lines), 0)
+            batch_id = batch_id_for(self.sha256, number)
+            yield PreparedBatch(number, batch_id, text, self._take(bad_lines), padded, lines)
 
     @staticmethod
     def _take(bad_lines: list[feed_reader.BadLine]) -> list[Quarantined]:

@@ -289,6 +289,18 @@ def test_rows_with_too_many_cells_are_quarantined_and_too_few_padded(tmp_path):
     assert (short["source.port"], short["source.asn"], short["source.geolocation.city"]) == (3389, None, None)
 
 
+def test_a_report_whose_every_line_is_short_is_read_padded_not_quarantined(tmp_path):
+    # Every row ends after the hostname: Arrow hands over no batch at all, only invalid rows.
+    rows = [",".join(line(ip).split(",")[:4]) for ip in ("203.0.113.2", "203.0.113.3", "203.0.113.4")]
+    outcome = run(tmp_path, report([]) + "\n".join(rows) + "\n")
+
+    assert outcome.summary.error == ""
+    assert outcome.quarantined == []
+    assert outcome.summary.written == 3
+    assert "3 line(s) ended early; their missing last columns were read as empty" in outcome.summary.notes
+    assert outcome.by_ip()["203.0.113.3"]["source.port"] == 3389
+
+
 # --- a line longer than a block -----------------------------------------------------------------
 
 
