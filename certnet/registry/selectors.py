@@ -11,11 +11,12 @@ from typing import TYPE_CHECKING, Any
 from django.db.models import Q, QuerySet
 
 from certnet.core import clock
-from certnet.core.errors import Forbidden, NotFound
+from certnet.core.errors import Forbidden, NotFound, invalid
 from certnet.core.visibility import can, principal_for
 from certnet.registry.models import (
     CERT_KINDS,
     AutonomousSystem,
+    CIISystem,
     Designation,
     DesignationEvent,
     DesignationKind,
@@ -363,3 +364,15 @@ def is_cii_operator(organisation: Organisation, day: dt.date | None = None) -> b
         if designation_status_on(designation, day) in {"notified", "operational"}:
             return True
     return False
+
+
+def cii_system_named(organisation: Organisation, name: str) -> CIISystem:
+    """The organisation's CII system of that name; InvalidInput at `cii_system` naming the ones it has."""
+    system = CIISystem.objects.filter(organisation=organisation, name=name.strip()).first()
+    if system is None:
+        known = ", ".join(repr(s) for s in organisation.cii_systems.values_list("name", flat=True))
+        raise invalid(
+            "cii_system",
+            f"{organisation.slug} has no CII system named {name.strip()!r} (it has: {known or 'none'})",
+        )
+    return system

@@ -33,8 +33,8 @@ from certnet.incidents.models_handling import CustodyAction
 from certnet.incidents.services import notices, service_levels
 from certnet.incidents.services.trail import custody, timeline_event
 from certnet.incidents.taxonomy import rsit
-from certnet.registry.models import CIISystem, Organisation
-from certnet.registry.selectors import chain_ids, descendants_of, is_cii_operator
+from certnet.registry.models import Organisation
+from certnet.registry.selectors import chain_ids, cii_system_named, descendants_of, is_cii_operator
 
 SIGNIFICANT_SEVERITY = 3  # NCISS "High" and above escalate to the National CERT tier
 CII_SECTIONS = ["s. 6", "s. 7", "s. 8"]  # PECA-2016: offences against critical infrastructure
@@ -112,11 +112,10 @@ def create_report(*, actor: User, data: ReportInput) -> Report:
             affected = found
     system = None
     if data.cii_system:
-        system = CIISystem.objects.filter(organisation=affected, name=data.cii_system).first()
-        if system is None:
-            errors.append(
-                FieldError("cii_system", f"{affected.slug} has no CII system named {data.cii_system!r}")
-            )
+        try:
+            system = cii_system_named(affected, data.cii_system)
+        except InvalidInput as error:
+            errors.extend(error.errors)
     if not data.title.strip():
         errors.append(FieldError("title", "must not be empty"))
     if len(data.title) > 200:

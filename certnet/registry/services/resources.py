@@ -26,6 +26,7 @@ from certnet.registry.models import (
     Organisation,
 )
 from certnet.registry.resources import normalise_domain, parse_asn, parse_network
+from certnet.registry.selectors import cii_system_named
 from certnet.registry.services.common import (
     _choice,
     _day,
@@ -205,16 +206,7 @@ def add_domain(
 
 def _cii_system_named(organisation: Organisation, name: str) -> CIISystem | None:
     """The organisation's CII system of that name; '' for none."""
-    if not name.strip():
-        return None
-    system = CIISystem.objects.filter(organisation=organisation, name=name.strip()).first()
-    if system is None:
-        known = ", ".join(repr(s) for s in organisation.cii_systems.values_list("name", flat=True))
-        raise invalid(
-            "cii_system",
-            f"{organisation.slug} has no CII system named {name.strip()!r} (it has: {known or 'none'})",
-        )
-    return system
+    return cii_system_named(organisation, name) if name.strip() else None
 
 
 @transaction.atomic
