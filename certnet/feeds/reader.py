@@ -170,42 +170,42 @@ def read_csv_batches(
     on_bad_line: Callable[[BadLine], None],
     block_bytes: int = DEFAULT_BLOCK_BYTES,
     max_line_bytes: int | None = None,
-    use_threads: bool = False,
     position: list[int] | None = None,
     lines: list[np.ndarray | None] | None = None,
 ) -> Iterator[pa.RecordBatch]:
-    """Record batches of text columns; empty cells are absent values. `position[0]` follows how far
-    into the file the reader has got, for progress reports. `lines[0]` is set, just before each batch
-    is yielded, to the line in the file of each of its rows (int64; None with `use_threads`, where
-    Arrow does not number the lines it skips).
+    """Record batches of text columns, one per block of about `block_bytes` of the file; empty cells
+    are absent values. `position[0]` follows how far into the file the reader has got, for progress
+    reports. `lines[0]` is set, just before each batch is yielded, to the line in the file of each of
+    its rows (int64).
 
     A line longer than `max_line_bytes` (at most, and by default, `block_bytes`, half that for Latin-1,
-    whose bytes Arrow turns into up to two before parsing: Arrow cannot parse a line that does not
-    fit in a block) is not read: it is handed to `on_bad_line` with its beginning
-    and its length, without ever being held in memory, and the lines after it are read as usual. In
-    a UTF-8 file, a line that is not valid UTF-8 is handed over too (its bytes written as \\xNN),
-    not left to fail its whole block. `on_bad_line` is called in the caller's thread, for a batch's
-    lines just before the batch."""
+    whose bytes Arrow turns into up to two before parsing) is not read: it is handed to `on_bad_line`
+    with its beginning and its length, without ever being held in memory, and the lines after it are
+    read as usual. In a UTF-8 file, a line that is not valid UTF-8 is handed over too (its bytes
+    written as \\xNN), not left to fail its whole block. `on_bad_line` is called in the caller's
+    thread, for a batch's lines just before the batch.
+
+    The file is read, cut into blocks of whole lines and parsed in one thread, a block ahead of the
+    caller. Each block goes to Arrow on its own: Arrow's streaming reader would read 32 blocks ahead
+    in a thread of its own (128 MiB at 4 MiB blocks, most of a run's memory: measured), to no gain
+    once the pipeline keeps both cores busy."""
     expected = len(layout.columns)
     growth = 1 if layout.encoding == "utf-8" else 2  # bytes Arrow parses per byte of the file, at most
-    # Arrow skips the comments and the header within its first block: they must fit in it (+1: a line
-    # break the file may lack).
     block_bytes = max(block_bytes, growth * (layout.data_offset + 1))
     pending: list[BadLine] = []  # filled in the thread that parses; handed over with each batch
+    # Arrow numbers the lines of each block from 1, leaving out empty lines; `_LineNumbers` wants the
+    # numbers a reader of the whole file would give: those of the blocks before are added.
+    numbered_before = 0
+    invalid_in_block = 0
 
     def bad_row(row: pacsv.InvalidRow) -> str:
-        # `row.number` is Arrow's, which leaves out empty lines: `_LineNumbers` turns it into the line.
+        nonlocal invalid_in_block
+        invalid_in_block += 1
         reason = f"expected {expected} columns, found {row.actual_columns}"
-        pending.append(BadLine(line=row.number, text=row.text, reason=reason, columns=row.actual_columns))
+        line = numbered_before + row.number
+        pending.append(BadLine(line=line, text=row.text, reason=reason, columns=row.actual_columns))
         return "skip"
 
-    read = pacsv.ReadOptions(
-        column_names=layout.columns,
-        skip_rows=layout.skip_lines,
-        block_size=block_bytes,
-        use_threads=use_threads,
-        encoding="utf8" if layout.encoding == "utf-8" else layout.encoding,
-    )
     parse = pacsv.ParseOptions(
         delimiter=layout.delimiter, invalid_row_handler=bad_row, newlines_in_values=False
     )
@@ -215,16 +215,37 @@ def read_csv_batches(
         quoted_strings_can_be_null=True,
         null_values=[""],
     )
+    encoding = "utf8" if layout.encoding == "utf-8" else layout.encoding
     limit = max(min(max_line_bytes or block_bytes, block_bytes) // growth, layout.data_offset)
 
-    # Through a Python file: Arrow then reads one block at a time. Given a path or an Arrow file it
-    # reads many blocks ahead, which cost 150-250 MiB more (measured) and no speed once the pipeline
-    # keeps both cores busy; `_read_ahead` parses the next block while this one is processed.
+    def parsed(blocks: Iterator[bytearray]) -> Iterator[pa.RecordBatch]:
+        nonlocal numbered_before, invalid_in_block
+        skip = layout.skip_lines  # the first block holds the comments and the header whole
+        for block in blocks:
+            invalid_in_block = 0
+            read = pacsv.ReadOptions(
+                column_names=layout.columns,
+                skip_rows=skip,
+                block_size=growth * len(block) + 1,  # one batch
+                use_threads=False,
+                encoding=encoding,
+            )
+            table = pacsv.read_csv(
+                pa.BufferReader(pa.py_buffer(block)),
+                read_options=read,
+                parse_options=parse,
+                convert_options=convert,
+            )
+            numbered_before += skip + table.num_rows + invalid_in_block
+            skip = 0
+            # A batch for every block, rows or none, so that the bad lines of a block without rows
+            # are handed over with it, not held until a row comes.
+            yield table.combine_chunks().to_batches()[0] if table.num_rows else _no_rows(table.schema)
+
     with source.open("rb") as handle:
         limited = _LineLimit(handle, limit, layout, pending.append)
         numbers = _LineNumbers(layout.skip_lines, limited.not_rows)
-        reader = pacsv.open_csv(limited, read_options=read, parse_options=parse, convert_options=convert)
-        batches = _read_ahead(reader, pending)
+        batches = _read_ahead(parsed(limited.blocks()), pending)
         try:
             for batch, bad_lines in batches:
                 rows = numbers.take(0 if batch is None else batch.num_rows, bad_lines)
@@ -239,30 +260,32 @@ def read_csv_batches(
                 yield batch
         finally:
             batches.close()
-            del reader
 
 
-class _LineLimit(io.RawIOBase):
-    """The file as Arrow's reader reads it, with every line longer than `limit` bytes left out (its
-    line break stays: Arrow skips the empty line) and reported. The line being read is held back until
-    its end is seen, so at most about `limit` bytes are held; a long line's bytes beyond its first
-    `LONG_LINE_KEEP_BYTES` are never kept. Reading in pieces of at most `limit` bytes means only a line
-    that began in an earlier piece can be too long, so each piece costs a few searches for line
-    breaks, not a scan of every line. A last data line that the file ends inside of (no line break
-    after it, and a quoted value not closed or columns missing) is reported as cut short. In a UTF-8
-    file, lines that are not valid UTF-8 are left out and reported (Arrow would fail their block, or
-    fail decoding the text of a line with a wrong number of columns); a piece of ASCII costs one
-    `isascii`, any other one decoding.
+def _no_rows(schema: pa.Schema) -> pa.RecordBatch:
+    return pa.RecordBatch.from_arrays([pa.array([], field.type) for field in schema], schema=schema)
+
+
+class _LineLimit:
+    """The file in blocks of whole lines for Arrow, with every line longer than `limit` bytes left out
+    (its line break stays: Arrow skips the empty line) and reported. The line being read is held back
+    until its end is seen, so at most about `limit` bytes are held; a long line's bytes beyond its
+    first `LONG_LINE_KEEP_BYTES` are never kept. Reading in pieces of at most `limit` bytes means only
+    a line that began in an earlier piece can be too long, so each piece costs a few searches for line
+    breaks, not a scan of every line; a block is the lines a piece ends. A last data line that the
+    file ends inside of (no line break after it, and a quoted value not closed or columns missing) is
+    reported as cut short. In a UTF-8 file, lines that are not valid UTF-8 are left out and reported
+    (Arrow would fail their block, or fail decoding the text of a line with a wrong number of
+    columns); a piece of ASCII costs one `isascii`, any other one decoding.
 
     It also counts the lines (a numpy pass or two over each piece, cheap next to Arrow's) so that bad
     lines carry their number, and notes in `not_rows` the data lines Arrow will not count: the
-    empty ones, which Arrow skips, and the ones left out. They are noted before their bytes go to
+    empty ones, which Arrow skips, and the ones left out. They are noted before their block goes to
     Arrow, so they are there by the time Arrow's batch with the rows after them is handed over."""
 
     def __init__(
         self, raw: io.BufferedIOBase, limit: int, layout: CsvLayout, on_bad_line: Callable[[BadLine], None]
     ):
-        super().__init__()
         self._raw = raw
         self._limit = max(1, limit)
         self._layout = layout
@@ -281,17 +304,16 @@ class _LineLimit(io.RawIOBase):
         self._after_break = True  # the last byte read ends a line: a line break next is an empty line
         self.not_rows: list[int] = []  # lines after the header that Arrow does not count, in no order
 
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int | None = -1) -> bytes:
-        while not self._eof and (size is None or size < 0 or len(self._ready) < size):
+    def blocks(self) -> Iterator[bytearray]:
+        """Whole lines, those each piece of the file ends, until the end of the file. The first block
+        holds every line before the data, for Arrow to skip."""
+        before_data = self._layout.data_offset
+        while not self._eof:
             self._fill()
-        size = len(self._ready) if size is None or size < 0 else min(size, len(self._ready))
-        with memoryview(self._ready) as ready:
-            data = bytes(ready[:size])
-        del self._ready[:size]
-        return data
+            if self._ready and (len(self._ready) >= before_data or self._eof):
+                before_data = 0
+                yield self._ready
+                self._ready = bytearray()
 
     def _fill(self) -> None:
         piece = self._raw.read(self._limit)
@@ -453,9 +475,8 @@ class _LineNumbers:
         self._skipped = np.empty(0, np.int64)  # lines after the cursor Arrow does not count, sorted
         self._invalid = np.empty(0, np.int64)  # Arrow's numbers after the cursor of the lines it skipped
         self._arrow = self._line = skip_lines  # the cursor
-        self._known = True
 
-    def take(self, rows: int, bad_lines: list[BadLine]) -> np.ndarray | None:
+    def take(self, rows: int, bad_lines: list[BadLine]) -> np.ndarray:
         """The lines of a batch's `rows`; the lines Arrow skipped in `bad_lines` get theirs too."""
         noted = len(self._not_rows)  # another thread appends: read what is there once
         if noted > self._seen:
@@ -464,10 +485,6 @@ class _LineNumbers:
             self._seen = noted
         invalid = [i for i, bad in enumerate(bad_lines) if bad.columns is not None]  # Arrow's
         given = [bad_lines[i].line for i in invalid]
-        if None in given:
-            self._known = False  # Arrow does not number lines when it reads with threads
-        if not self._known:
-            return None
         numbers = np.asarray(given, np.int64)
         corrected = self._lines(numbers)
         # Only lines after an empty one or one left out differ: a file can have a bad line per row.
@@ -500,9 +517,9 @@ _END = object()
 
 
 def _read_ahead(
-    reader: pacsv.CSVStreamingReader, pending: list[BadLine], depth: int = 1
+    reader: Iterator[pa.RecordBatch], pending: list[BadLine], depth: int = 1
 ) -> Generator[tuple[pa.RecordBatch | None, list[BadLine]], None, None]:
-    """Parse the next block in a thread while the caller works on this one (the reader releases the
+    """Read and parse the next block in a thread while the caller works on this one (Arrow releases the
     GIL); `depth` blocks at most wait, which bounds memory. Each batch comes with the bad lines met
     while reading it (`pending`, filled in the reading thread); the last ones with no batch. When the
     caller stops early, the thread stops too."""
