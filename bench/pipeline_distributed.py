@@ -22,7 +22,9 @@ After each run the store must hold exactly meta.json's unique_rows events, and i
 (address, constituent) pairs and the run's counts must be what an embedded run of bench/pipeline.py
 gives (one reference run on the same file, reported as embedded_wall_s); otherwise it exits non-zero.
 
-Prints ``name=value`` figures: per N one line ``workers=N events_per_s=… wall_s=… enqueue_s=…``, then one
+Prints ``name=value`` figures: per N one line ``workers=N events_per_s=… wall_s=… enqueue_s=…
+worker_cpu_s=… redis_cpu_s=… cores_busy=…`` (the workers' CPU, start-up included, and redis-server's,
+over wall_s: how many cores the run kept busy, which bounds the speed-up on a small machine), then one
 figure per line: speedup_2, speedup_4 (events_per_s relative to one worker, where measured), cpus.
 """
 
@@ -33,6 +35,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -83,6 +86,12 @@ class RedisServer:
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def pid(self) -> int:
+        if self.process is None:
+            raise RuntimeError("redis-server is not running")
+        return self.process.pid
 
     def start(self) -> None:
         import redis
@@ -182,6 +191,19 @@ class Measure:
     per_worker: list[str]
     stored: int
     pairs_sha256: str
+    worker_cpu_s: float  # user + system, the workers together, start-up included
+    redis_cpu_s: float
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a running process (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def pairs_sha256(pairs: list[str]) -> str:
@@ -220,6 +242,7 @@ def measure(
     env: dict[str, str],
     workdir: Path,
     timeout: float,
+    redis_pid: int,
 ) -> Measure:
     from django.conf import settings
 
@@ -242,6 +265,7 @@ def measure(
     if outcome.run.status != RunStatus.RUNNING:
         sys.exit(f"the run is {outcome.run.status} after enqueueing: {outcome.run.error}")
 
+    cpu_before, redis_before = children_cpu_s(), process_cpu_s(redis_pid)
     workers = start_workers(count, env, workdir / "worker-logs" / f"n{count}")
     try:
         started = time.perf_counter()
@@ -264,6 +288,7 @@ def measure(
             process.wait(timeout=120)  # each leaves once the stream is idle (its 2 s block included)
     finally:
         stop_workers(workers)
+    worker_cpu_s, redis_cpu_s = children_cpu_s() - cpu_before, process_cpu_s(redis_pid) - redis_before
     client.close()
 
     per_worker = []
@@ -286,6 +311,8 @@ def measure(
         per_worker=per_worker,
         stored=stored,
         pairs_sha256=pairs_sha256(pairs),
+        worker_cpu_s=worker_cpu_s,
+        redis_cpu_s=redis_cpu_s,
     )
 
 
@@ -383,12 +410,14 @@ def main() -> None:
         for count in args.workers:
             measures = []
             for number in range(1, args.repeat + 1):
-                got = measure(bench, count, feed, source, env, workdir, args.timeout)
+                got = measure(bench, count, feed, source, env, workdir, args.timeout, redis_server.pid)
                 measures.append(got)
                 label = f"workers_{count}_run_{number}"
                 print(f"{label}_wall_s={got.wall_s:.3f}")
                 print(f"{label}_first_batch_s={got.first_batch_s:.3f}")
-                print(f"{label}_batches_per_worker={','.join(got.per_worker)}", flush=True)
+                print(f"{label}_batches_per_worker={','.join(got.per_worker)}")
+                print(f"{label}_worker_cpu_s={got.worker_cpu_s:.2f}")
+                print(f"{label}_redis_cpu_s={got.redis_cpu_s:.2f}", flush=True)
                 if got.stored != unique:
                     problems.append(
                         f"{label}: the store holds {got.stored} events, meta.json expects {unique}"
@@ -406,8 +435,12 @@ def main() -> None:
             enqueue = statistics.median(m.enqueue_s for m in measures)
             rows = measures[-1].counts["read"]
             per_count[count] = (rows / wall, wall, enqueue)
+            worker_cpu = statistics.median(m.worker_cpu_s for m in measures)
+            redis_cpu = statistics.median(m.redis_cpu_s for m in measures)
+            busy = statistics.median((m.worker_cpu_s + m.redis_cpu_s) / m.wall_s for m in measures)
             print(
-                f"workers={count} events_per_s={rows / wall:.1f} wall_s={wall:.3f} enqueue_s={enqueue:.3f}",
+                f"workers={count} events_per_s={rows / wall:.1f} wall_s={wall:.3f} enqueue_s={enqueue:.3f}"
+                f" worker_cpu_s={worker_cpu:.2f} redis_cpu_s={redis_cpu:.2f} cores_busy={busy:.2f}",
                 flush=True,
             )
         last = measures[-1]
