@@ -11,7 +11,8 @@ Line numbers, for bad lines and rows alike, are the file's physical lines counte
 shows them: the header (and any comment or empty line before it) counts, so the first data line of a
 file with a one-line header is line 2; every empty line counts; a line break is \r\n, \r or \n.
 Feeds have no line breaks inside quoted values (`newlines_in_values` is off); were there one, Arrow
-would still read its row whole, and the lines after it would be numbered early by its line breaks.
+would read the lines up to the closing quote as one row (up to the end of the block, were the quote
+never closed), and the lines after it would be numbered early by its line breaks.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ LONG_LINE_KEEP_BYTES = 4096  # what is kept of a line too long to read, for the 
 _LINE_BREAKS = re.compile(rb"\r\n|\r|\n")
 _LINE_BREAKS_TEXT = re.compile(r"\r\n|\r|\n")
 _LINE = re.compile(rb"([^\r\n]*)(\r\n|\r|\n|$)")
+_UTF8_BOM = b"\xef\xbb\xbf"
 
 
 class UnreadableFile(ValueError):
@@ -67,7 +69,7 @@ class CsvLayout:
 
 def _decode_head(head: bytes) -> tuple[str, str, list[str]]:
     notes: list[str] = []
-    if head.startswith(b"\xef\xbb\xbf"):
+    if head.startswith(_UTF8_BOM):
         return (
             head[3:].decode("utf-8", errors="replace"),
             "utf-8",
@@ -221,8 +223,12 @@ def read_csv_batches(
     def parsed(blocks: Iterator[bytearray]) -> Iterator[pa.RecordBatch]:
         nonlocal numbered_before, invalid_in_block
         skip = layout.skip_lines  # the first block holds the comments and the header whole
-        for block in blocks:
+        for number, block in enumerate(blocks):
             invalid_in_block = 0
+            if number and block.startswith(_UTF8_BOM) and encoding == "utf8":
+                # Arrow drops a byte-order mark that begins what it is given: past the file's start the
+                # mark is text, kept behind an empty line (which Arrow passes over without a number).
+                block[0:0] = b"\n"
             read = pacsv.ReadOptions(
                 column_names=layout.columns,
                 skip_rows=skip,
@@ -470,22 +476,20 @@ class _LineNumbers:
     so a batch costs a few numpy operations over its rows."""
 
     def __init__(self, skip_lines: int, not_rows: list[int]) -> None:
-        self._not_rows = not_rows  # filled in the reading thread
-        self._seen = 0
+        self._not_rows = not_rows  # filled in the reading thread; emptied here as it is read
         self._skipped = np.empty(0, np.int64)  # lines after the cursor Arrow does not count, sorted
         self._invalid = np.empty(0, np.int64)  # Arrow's numbers after the cursor of the lines it skipped
         self._arrow = self._line = skip_lines  # the cursor
 
     def take(self, rows: int, bad_lines: list[BadLine]) -> np.ndarray:
         """The lines of a batch's `rows`; the lines Arrow skipped in `bad_lines` get theirs too."""
-        noted = len(self._not_rows)  # another thread appends: read what is there once
-        if noted > self._seen:
-            new = np.asarray(self._not_rows[self._seen : noted], np.int64)
+        noted = len(self._not_rows)  # another thread appends: take what is there once
+        if noted:
+            new = np.asarray(self._not_rows[:noted], np.int64)
+            del self._not_rows[:noted]
             self._skipped = np.sort(np.concatenate([self._skipped, new]))
-            self._seen = noted
         invalid = [i for i, bad in enumerate(bad_lines) if bad.columns is not None]  # Arrow's
-        given = [bad_lines[i].line for i in invalid]
-        numbers = np.asarray(given, np.int64)
+        numbers = np.asarray([bad_lines[i].line for i in invalid], np.int64)
         corrected = self._lines(numbers)
         # Only lines after an empty one or one left out differ: a file can have a bad line per row.
         for at in np.flatnonzero(corrected != numbers).tolist():
@@ -495,11 +499,24 @@ class _LineNumbers:
         self._invalid = np.sort(np.concatenate([self._invalid, numbers]))
         arrow = _nth_not_in(self._arrow, self._invalid, np.arange(rows, dtype=np.int64))
         lines = self._lines(arrow)
-        if rows:
-            self._arrow, self._line = int(arrow[-1]), int(lines[-1])
-            self._invalid = self._invalid[self._invalid > self._arrow]
-            self._skipped = self._skipped[self._skipped > self._line]
+        self._advance(arrow, lines, numbers, corrected)
         return lines
+
+    def _advance(self, arrow: np.ndarray, lines: np.ndarray, invalid: np.ndarray, at: np.ndarray) -> None:
+        """Move the cursor to the last line numbered, a row or a skipped line, and past the lines
+        right after it that Arrow does not count, so that what is kept stays as small as a batch
+        however many blocks go by without a row."""
+        if len(invalid) and (not len(arrow) or invalid.max() > arrow[-1]):
+            last = int(np.argmax(invalid))
+            self._arrow, self._line = int(invalid[last]), int(at[last])
+        elif len(arrow):
+            self._arrow, self._line = int(arrow[-1]), int(lines[-1])
+        self._invalid = self._invalid[self._invalid > self._arrow]
+        skipped = self._skipped[self._skipped > self._line]
+        gaps = np.flatnonzero(skipped != self._line + 1 + np.arange(len(skipped)))
+        after = int(gaps[0]) if len(gaps) else len(skipped)
+        self._line += after
+        self._skipped = skipped[after:]
 
     def _lines(self, arrow: np.ndarray) -> np.ndarray:
         """The lines of Arrow's line numbers after the cursor."""
