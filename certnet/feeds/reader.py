@@ -2,17 +2,19 @@
 
 `sniff_csv` looks at the head of a file once: its encoding (UTF-8, with or without a BOM, else
 Latin-1), its delimiter, leading comment lines (abuse.ch puts its header in one) and the header.
-`read_csv_batches` then streams the file through Arrow's multi-threaded CSV reader with every column as
-text, so a value is never guessed at: the mapping decides what each column means. Lines that do not
-have the header's number of columns, lines that are not valid in the file's encoding and lines longer
-than a block are handed to `on_bad_line` with their text (a long line's beginning) and never stop the run.
+`read_csv_batches` then cuts the file into blocks of whole lines, a block ahead of the caller, and has
+Arrow's CSV reader parse each with every column as text, so a value is never guessed at: the mapping
+decides what each column means. Lines that do not have the header's number of columns, lines that are
+not valid in the file's encoding and lines longer than a block are handed to `on_bad_line` with their
+text (a long line's beginning) and never stop the run.
 
 Line numbers, for bad lines and rows alike, are the file's physical lines counted from 1 as an editor
 shows them: the header (and any comment or empty line before it) counts, so the first data line of a
 file with a one-line header is line 2; every empty line counts; a line break is \r\n, \r or \n.
-Feeds have no line breaks inside quoted values (`newlines_in_values` is off); were there one, Arrow
-would read the lines up to the closing quote as one row (up to the end of the block, were the quote
-never closed), and the lines after it would be numbered early by its line breaks.
+Feeds have no line breaks inside quoted values: a line that ends inside a quoted value (a quote not
+closed) is handed to `on_bad_line` on its own, and the lines after it are read as usual, where Arrow
+would take them into the value, up to the closing quote or the end of the block. Checking costs
+nothing while a block's rows match its lines, and one regular expression for its last line.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import threading
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -208,7 +211,7 @@ def read_csv_batches(
         pending.append(BadLine(line=line, text=row.text, reason=reason, columns=row.actual_columns))
         return "skip"
 
-    parse = pacsv.ParseOptions(
+    parse_options = pacsv.ParseOptions(
         delimiter=layout.delimiter, invalid_row_handler=bad_row, newlines_in_values=False
     )
     convert = pacsv.ConvertOptions(
@@ -220,28 +223,40 @@ def read_csv_batches(
     encoding = "utf8" if layout.encoding == "utf-8" else layout.encoding
     limit = max(min(max_line_bytes or block_bytes, block_bytes) // growth, layout.data_offset)
 
-    def parsed(blocks: Iterator[bytearray]) -> Iterator[pa.RecordBatch]:
-        nonlocal numbered_before, invalid_in_block
+    def parse(data: bytearray, skip: int, first: bool) -> pa.Table:
+        nonlocal invalid_in_block
+        invalid_in_block = 0
+        if not first and data.startswith(_UTF8_BOM) and encoding == "utf8":
+            # Arrow drops a byte-order mark that begins what it is given: past the file's start the
+            # mark is text, kept behind an empty line (which Arrow passes over without a number).
+            data = bytearray(b"\n") + data
+        read = pacsv.ReadOptions(
+            column_names=layout.columns,
+            skip_rows=skip,
+            block_size=growth * len(data) + 1,  # one batch
+            use_threads=False,
+            encoding=encoding,
+        )
+        return pacsv.read_csv(
+            pa.BufferReader(pa.py_buffer(data)),
+            read_options=read,
+            parse_options=parse_options,
+            convert_options=convert,
+        )
+
+    def parsed(blocks: Iterator[_Block]) -> Iterator[pa.RecordBatch]:
+        nonlocal numbered_before
         skip = layout.skip_lines  # the first block holds the comments and the header whole
         for number, block in enumerate(blocks):
-            invalid_in_block = 0
-            if number and block.startswith(_UTF8_BOM) and encoding == "utf8":
-                # Arrow drops a byte-order mark that begins what it is given: past the file's start the
-                # mark is text, kept behind an empty line (which Arrow passes over without a number).
-                block[0:0] = b"\n"
-            read = pacsv.ReadOptions(
-                column_names=layout.columns,
-                skip_rows=skip,
-                block_size=growth * len(block) + 1,  # one batch
-                use_threads=False,
-                encoding=encoding,
-            )
-            table = pacsv.read_csv(
-                pa.BufferReader(pa.py_buffer(block)),
-                read_options=read,
-                parse_options=parse,
-                convert_options=convert,
-            )
+            mark = len(pending)
+            table = parse(block.data, skip, number == 0)
+            numbered = numbered_before + skip + table.num_rows + invalid_in_block
+            if numbered < block.lines - block.not_counted or limited.ends_in_open_quote(block):
+                # A quoted value ran on past its line's end, taking the lines after it into its row
+                # (up to the end of the block, were it never closed; only its line break, on the
+                # block's last line, which leaves the count of rows right).
+                del pending[mark:]
+                table = parse(limited.close_quotes(block), skip, number == 0)
             numbered_before += skip + table.num_rows + invalid_in_block
             skip = 0
             # A batch for every block, rows or none, so that the bad lines of a block without rows
@@ -266,6 +281,16 @@ def read_csv_batches(
                 yield batch
         finally:
             batches.close()
+
+
+class _Block(NamedTuple):
+    """Whole lines for Arrow, and where they stand in the file."""
+
+    data: bytearray
+    first_line: int  # the line the block's first line is
+    tail: bool  # the block begins with the \n of a \r\n that ends the block before it
+    lines: int  # lines from the file's first to the block's last
+    not_counted: int  # lines among those that Arrow does not count (`not_rows`)
 
 
 def _no_rows(schema: pa.Schema) -> pa.RecordBatch:
@@ -309,17 +334,64 @@ class _LineLimit:
         self._after_cr = False  # the last byte read is a \r: a \n next ends the same line
         self._after_break = True  # the last byte read ends a line: a line break next is an empty line
         self.not_rows: list[int] = []  # lines after the header that Arrow does not count, in no order
+        self.not_counted = 0  # how many have been noted
+        self._unbroken_last = 0  # 1 once a last line without a line break is handed over
+        # A line whose last value opens a quote it does not close, a value as Arrow reads them: quoted
+        # ("" inside is a quote; what follows the closing quote up to the delimiter belongs to it) or not.
+        delimiter = re.escape(layout.delimiter)
+        value = f'(?:"(?:[^"]|"")*"[^{delimiter}]*|[^{delimiter}"][^{delimiter}]*|)'
+        self._open_quote = re.compile(f'(?:{value}{delimiter})*"(?:[^"]|"")*\\Z')
 
-    def blocks(self) -> Iterator[bytearray]:
+    def blocks(self) -> Iterator[_Block]:
         """Whole lines, those each piece of the file ends, until the end of the file. The first block
         holds every line before the data, for Arrow to skip."""
         before_data = self._layout.data_offset
+        lines = 0
+        ended_cr = False
         while not self._eof:
             self._fill()
             if self._ready and (len(self._ready) >= before_data or self._eof):
                 before_data = 0
-                yield self._ready
+                tail = ended_cr and self._ready.startswith(b"\n")
+                first, lines = lines + 1, self._breaks + self._unbroken_last
+                yield _Block(self._ready, first, tail, lines, self.not_counted)
+                ended_cr = self._ready.endswith(b"\r")
                 self._ready = bytearray()
+
+    def close_quotes(self, block: _Block) -> bytearray:
+        """The block with every data line that ends inside a quoted value left out (its line break
+        stays) and reported: feeds have no line breaks in values, and such a line would take the
+        lines after it into its row."""
+        out = bytearray(b"\n" if block.tail else b"")
+        number = block.first_line
+        for match in _LINE.finditer(block.data, 1 if block.tail else 0):
+            line, end = match.group(1), match.group(2)
+            if not line and not end:
+                break
+            if b'"' in line and number > self._layout.skip_lines:
+                text = line.decode(self._layout.encoding, errors="backslashreplace")
+                if self._open_quote.match(text):
+                    reason = "a quoted value is not closed before the end of its line"
+                    self._on_bad_line(BadLine(line=number, text=text, reason=reason))
+                    self._leave_out([number])
+                    line = b""
+            out += line + end
+            number += 1
+        return out
+
+    def ends_in_open_quote(self, block: _Block) -> bool:
+        """Whether the block's last line ends inside a quoted value."""
+        data = block.data
+        end = len(data) - (2 if data.endswith(b"\r\n") else 1)
+        start = max(data.rfind(b"\n", 0, end), data.rfind(b"\r", 0, end)) + 1
+        if b'"' not in data[start:end] or block.lines <= self._layout.skip_lines:
+            return False
+        text = data[start:end].decode(self._layout.encoding, errors="backslashreplace")
+        return self._open_quote.match(text) is not None
+
+    def _leave_out(self, numbers: list[int]) -> None:
+        self.not_rows.extend(numbers)
+        self.not_counted += len(numbers)
 
     def _fill(self) -> None:
         piece = self._raw.read(self._limit)
@@ -327,6 +399,7 @@ class _LineLimit:
             self._eof = True
             if self._long is not None:
                 self._report_long_line()
+                self._unbroken_last = 1
             elif self._line:
                 self._last_line()
             self._line.clear()
@@ -387,7 +460,7 @@ class _LineLimit:
                 empty[0] = self._after_break
             if empty.any():
                 numbers = self._breaks + 1 + np.flatnonzero(empty)
-                self.not_rows.extend(numbers[numbers > self._layout.skip_lines].tolist())
+                self._leave_out(numbers[numbers > self._layout.skip_lines].tolist())
             self._breaks += len(breaks)
         self._after_cr = piece[-1] == 0x0D
         self._after_break = piece[-1] in (0x0A, 0x0D)
@@ -413,7 +486,7 @@ class _LineLimit:
             except UnicodeDecodeError as error:
                 if at + match.start() >= self._layout.data_offset:
                     self._on_bad_line(self._not_utf8(line, error.start, number + index))
-                    self.not_rows.append(number + index)
+                    self._leave_out([number + index])
                     line = b""  # its line break stays: Arrow skips the empty line
             self._ready += line + end
 
@@ -440,7 +513,7 @@ class _LineLimit:
             f"longer than the {self._limit} bytes a line may have"
         )
         self._on_bad_line(BadLine(line=self._line_number, text=text, reason=reason))
-        self.not_rows.append(self._line_number)
+        self._leave_out([self._line_number])
         self._long, self._kept = None, b""
 
     def _last_line(self) -> None:
@@ -463,6 +536,7 @@ class _LineLimit:
             self._on_bad_line(BadLine(line=self._line_number, text=text, reason=reason))
         else:
             self._emit(bytes(self._line) + b"\n", self._line_offset, self._line_number)
+            self._unbroken_last = 1
 
 
 class _LineNumbers:
