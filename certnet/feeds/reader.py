@@ -339,8 +339,9 @@ class _LineLimit:
         # A line whose last value opens a quote it does not close, a value as Arrow reads them: quoted
         # ("" inside is a quote; what follows the closing quote up to the delimiter belongs to it) or not.
         delimiter = re.escape(layout.delimiter)
-        value = f'(?:"(?:[^"]|"")*"[^{delimiter}]*|[^{delimiter}"][^{delimiter}]*|)'
-        self._open_quote = re.compile(f'(?:{value}{delimiter})*"(?:[^"]|"")*\\Z')
+        # Possessive: a "" inside quotes is a quote, never the end of the value and a quote after it.
+        value = f'(?:"(?:[^"]|"")*+"[^{delimiter}]*|[^{delimiter}"][^{delimiter}]*|)'
+        self._open_quote = re.compile(f'(?:{value}{delimiter})*"(?:[^"]|"")*+\\Z')
 
     def blocks(self) -> Iterator[_Block]:
         """Whole lines, those each piece of the file ends, until the end of the file. The first block
@@ -380,9 +381,12 @@ class _LineLimit:
         return out
 
     def ends_in_open_quote(self, block: _Block) -> bool:
-        """Whether the block's last line ends inside a quoted value."""
+        """Whether the block's last line that is not empty ends inside a quoted value (which would take
+        only empty lines, which Arrow does not count, into its row)."""
         data = block.data
-        end = len(data) - (2 if data.endswith(b"\r\n") else 1)
+        end = len(data)
+        while end and data[end - 1] in (0x0A, 0x0D):
+            end -= 1
         start = max(data.rfind(b"\n", 0, end), data.rfind(b"\r", 0, end)) + 1
         if b'"' not in data[start:end] or block.lines <= self._layout.skip_lines:
             return False

@@ -3,11 +3,16 @@ ahead it reads, and what parsing block by block must not change."""
 
 from __future__ import annotations
 
+import csv
+import io
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from certnet.feeds import reader
 from certnet.feeds.tests.test_reliability import COLUMNS, addresses, line
@@ -174,3 +179,98 @@ def test_a_shadowserver_report_with_a_quote_not_closed_loses_only_that_line(tmp_
         read, bad = _read(path, block_bytes)
         assert [line for line, _ in read] == [n for n in range(2, 302) if n != 102], block_bytes
         assert [(b.line, b.reason) for b in bad] == [(102, NOT_CLOSED)]
+
+
+# Each line on its own, as the module's docstring has it: a quote opened at a value's start and not
+# closed by the line's end makes the line bad, whatever is around it; any other line is read as csv
+# reads it alone. Lines stay under the smallest block drawn, or they would be reported as too long.
+_MAX_LINE = 28
+_VALUE = st.text(alphabet='",ab1', max_size=3)
+_QUOTE_ALL = st.booleans()  # csv.QUOTE_ALL, else csv.QUOTE_MINIMAL
+
+
+def _csv_line(values: list[str], quote_all: bool) -> str:
+    out = io.StringIO()
+    if quote_all:
+        csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="").writerow(values)
+    else:
+        csv.writer(out, quoting=csv.QUOTE_MINIMAL, lineterminator="").writerow(values)
+    return out.getvalue()
+
+
+def _ends_inside_quotes(line: str) -> bool:
+    """Whether the line ends inside a quoted value: one that starts with a quote, where "" is a quote
+    and a quote followed by anything else closes it (what follows, up to the delimiter, is text)."""
+    quoted, at_start, i = False, True, 0
+    while i < len(line):
+        c = line[i]
+        if quoted:
+            if c == '"' and line[i + 1 : i + 2] == '"':
+                i += 1  # an escaped quote
+            elif c == '"':
+                quoted = False
+        elif at_start and c == '"':
+            quoted = True
+        at_start = not quoted and c == ","
+        i += 1
+    return quoted
+
+
+@st.composite
+def _data_line(draw: st.DrawFn, width: int) -> str:
+    kind = draw(st.sampled_from(["row", "columns", "empty", "open", "text"]))
+    if kind == "empty":
+        return ""
+    if kind == "text":  # anything: quotes closed or not, text after a closing quote, any columns
+        return draw(st.text(alphabet='",a1', min_size=1, max_size=_MAX_LINE))
+    if kind == "columns":
+        count = draw(st.integers(min_value=1, max_value=width + 2).filter(lambda n: n != width))
+        return _csv_line(draw(st.lists(_VALUE, min_size=count, max_size=count)), draw(_QUOTE_ALL))
+    values = draw(st.lists(_VALUE, min_size=width, max_size=width))
+    line = _csv_line(values, draw(_QUOTE_ALL))
+    if kind == "open":  # the last value quoted, its closing quote left out
+        line = _csv_line(values[:-1], draw(_QUOTE_ALL)) + ',"' + values[-1].replace('"', '""')
+        assert _ends_inside_quotes(line), line
+    return line
+
+
+@st.composite
+def _lines_alone(draw: st.DrawFn) -> tuple[int, list[str], str]:
+    width = draw(st.integers(min_value=2, max_value=4))
+    line = _data_line(width).filter(lambda text: len(text) <= _MAX_LINE)
+    lines = draw(st.lists(line, min_size=1, max_size=30))
+    return width, lines, draw(st.sampled_from(["\n", "\r\n", "\r"]))
+
+
+# Pinned: a "" escape is not the end of a quoted value (the row ['', '",'] as csv writes it), and a
+# line that opens a quote followed only by empty lines to its block's end (whose row count is right).
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=_lines_alone(), block_bytes=st.sampled_from([32, 64, 128, 4096]))
+@example(case=(2, [',""","'], "\n"), block_bytes=4096)
+@example(case=(2, ['1,"x', ""], "\n"), block_bytes=4096)
+def test_fuzz_lines_with_a_quote_not_closed_are_bad_lines_alone(
+    case: tuple[int, list[str], str], block_bytes: int
+) -> None:
+    width, data_lines, ending = case
+    header = ",".join(f"c{i}" for i in range(width))
+    expected_rows: Numbered = []
+    expected_bad: list[tuple[int, str]] = []
+    for number, text in enumerate(data_lines, 2):  # the header is line 1
+        if not text:
+            continue  # skipped, but counted
+        if _ends_inside_quotes(text):
+            expected_bad.append((number, NOT_CLOSED))
+            continue
+        values = next(csv.reader([text]))
+        if len(values) == width:
+            expected_rows.append((number, tuple(value or None for value in values)))
+        else:
+            expected_bad.append((number, f"expected {width} columns"))
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "lines.csv"
+        path.write_bytes("".join(text + ending for text in [header, *data_lines]).encode())
+        rows, bad = _read(path, block_bytes)
+    assert rows == expected_rows
+    columns = f"expected {width} columns"
+    kinds = sorted((b.line or 0, columns if b.reason.startswith(columns) else b.reason) for b in bad)
+    assert kinds == expected_bad
