@@ -143,3 +143,77 @@ def test_workers_wait_out_a_redis_restart_and_lose_nothing(
     assert run.status == RunStatus.DONE
     assert run.counts["written"] == 600
     assert len(stored_ips(feed_world["events"])) == 600
+
+
+def _queued_report(feed_world, redis_server, settings, rows: int = 600):
+    settings.CERTNET_FEED_BLOCK_BYTES = 4096
+    path = feed_world["dir"] / "2026-11-20-scan_rdp-pakistan-geo.csv"
+    path.write_text(report(rows), encoding="utf-8")
+    client = redis_server.client()
+    run = enqueue_source_file(ACTOR, feed_world["source"], path, client, in_flight=10_000).run
+    return client, run, client.xlen(streams.STREAM)
+
+
+def test_a_worker_takes_the_next_batch_while_the_last_is_written_and_acknowledges_each_once(
+    feed_world, redis_server, settings, transactional_db
+):
+    client, run, queued = _queued_report(feed_world, redis_server, settings)
+    worker, pipelines = make_worker(client, name="overlapping")
+    in_hand = []
+    done = worker.on_done
+
+    def recording(message, result):
+        in_hand.append(client.xpending(streams.STREAM, streams.GROUP)["pending"])
+        done(message, result)
+
+    worker.on_done = recording
+    try:
+        processed = worker.run(stop_when_idle=True, block_ms=200)
+    finally:
+        pipelines.close()
+    # When a batch is recorded, the next one has been taken and processed already.
+    assert in_hand == [2] * (queued - 1) + [1]
+    assert processed == queued
+    run.refresh_from_db()
+    assert (run.status, run.counts["written"]) == (RunStatus.DONE, 600)
+    assert len(stored_ips(feed_world["events"])) == 600
+
+
+def test_a_failure_with_two_batches_in_hand_leaves_both_to_be_taken_again(
+    feed_world, redis_server, settings, transactional_db
+):
+    client, run, queued = _queued_report(feed_world, redis_server, settings)
+    worker, pipelines = make_worker(client, name="stumbling")
+    done = worker.on_done
+    calls = []
+
+    def failing_once(message, result):
+        calls.append(message.batch_id)
+        if len(calls) == 3:
+            raise RuntimeError("the database is busy")
+        done(message, result)
+
+    worker.on_done = failing_once
+    try:
+        processed = worker.run(stop_when_idle=True, block_ms=200)
+    finally:
+        pipelines.close()
+    assert calls[3] == calls[2]  # the batch that failed is taken again first
+    assert processed == queued
+    run.refresh_from_db()
+    assert (run.status, run.counts["written"]) == (RunStatus.DONE, 600)
+    assert len(stored_ips(feed_world["events"])) == 600
+    assert client.xpending(streams.STREAM, streams.GROUP)["pending"] == 0
+
+
+def test_a_worker_asked_for_some_batches_leaves_none_in_hand(
+    feed_world, redis_server, settings, transactional_db
+):
+    client, _, queued = _queued_report(feed_world, redis_server, settings)
+    worker, pipelines = make_worker(client, name="brief")
+    try:
+        assert worker.run(max_batches=3, block_ms=200) == 3
+    finally:
+        pipelines.close()
+    assert client.xpending(streams.STREAM, streams.GROUP)["pending"] == 0
+    assert client.xlen(streams.STREAM) == queued - 3

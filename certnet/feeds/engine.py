@@ -282,6 +282,12 @@ class Pipeline:
         self.seen.commit(result.batch_id)
         return result
 
+    def wait_for(self, result: BatchResult) -> BatchResult:
+        """Wait until the batch of `result` (a `submit`'s) is done, and those submitted before it."""
+        while any(entry is result for entry, _ in self._in_flight):
+            self._finish(*self._in_flight.popleft())
+        return result
+
     def drain(self) -> list[BatchResult]:
         """Wait for every batch in flight; returns them, oldest first. A batch whose write failed is
         not committed; the first such failure is raised once every other batch has finished."""

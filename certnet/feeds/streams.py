@@ -15,6 +15,7 @@ Keys: `certnet:feeds:batches` (the stream), `certnet:feeds:run:<id>` (a hash of 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -195,8 +196,20 @@ def totals(results: dict[str, dict[str, Any]]) -> tuple[dict[str, int], Counter[
     return dict(counts), per_cert
 
 
+@dataclass
+class _Submitted:
+    """A batch a worker has processed up to its output, which is still being written."""
+
+    message: BatchMessage
+    pipeline: Pipeline
+    result: BatchResult
+
+
 class Worker:
-    """One consumer of the group: claims batches, processes them, acknowledges them."""
+    """One consumer of the group: claims batches, processes them, acknowledges them. While one
+    batch's files are written, the next one is claimed and processed (as the embedded runner
+    overlaps them); a batch is acknowledged only once its files are in place and its results
+    recorded, so a worker that dies holds at most two batches, both claimed again."""
 
     def __init__(
         self,
@@ -214,61 +227,102 @@ class Worker:
         self.reclaim_idle_ms = reclaim_idle_ms
         self.processed = 0
         self._stopping = False
+        self._pipelines: list[Pipeline] = []
 
     def stop(self) -> None:
         self._stopping = True
 
-    def messages(self, block_ms: int) -> Iterator[tuple[Any, dict[Any, Any]]]:
+    def messages(self, block_ms: int | None, skip: str | None = None) -> Iterator[tuple[Any, dict[Any, Any]]]:
         """This worker's own unfinished message first (one it failed on), then a dead worker's
-        (XAUTOCLAIM), then a new one."""
-        own: Any = self.client.xreadgroup(GROUP, self.name, {STREAM: "0"}, count=1)
+        (XAUTOCLAIM), then a new one; never `skip`, the one being written. Without `block_ms`, only
+        what is there already."""
+        own: Any = self.client.xreadgroup(GROUP, self.name, {STREAM: "0"}, count=2)
         for _stream, entries in own or []:
-            if entries and entries[0][1]:
-                yield entries[0]
-                return
+            for message_id, fields in entries:
+                if fields and _text(message_id) != skip:
+                    yield message_id, fields
+                    return
         reply: Any = self.client.xautoclaim(STREAM, GROUP, self.name, self.reclaim_idle_ms, "0-0", count=1)
-        claimed = reply[1]
+        claimed = [(mid, fields) for mid, fields in reply[1] if fields and _text(mid) != skip]
         if claimed:
-            yield from ((mid, fields) for mid, fields in claimed if fields)
+            yield from claimed
             return
         replies: Any = self.client.xreadgroup(GROUP, self.name, {STREAM: ">"}, count=1, block=block_ms)
         for _stream, entries in replies or []:
             yield from entries
 
     def handle(self, message_id: Any, fields: dict[Any, Any]) -> None:
+        """Process one batch to the end and acknowledge it."""
+        self._complete(self._submit(message_id, fields))
+
+    def _submit(self, message_id: Any, fields: dict[Any, Any]) -> _Submitted:
         message = parse_message(message_id, fields)
         pipeline, source = self.pipeline_for(message.source)
+        if pipeline not in self._pipelines:
+            self._pipelines.append(pipeline)
         from certnet.feeds.services import mappings
 
         mapping = mappings()[message.mapping]
-        result = pipeline.process(
+        result = pipeline.submit(
             message.batch_id, message.table, mapping, source, message.delimiter, lines=message.lines
         )
-        self.on_done(message, result)
+        return _Submitted(message, pipeline, result)
+
+    def _complete(self, batch: _Submitted) -> None:
+        batch.pipeline.wait_for(batch.result)
+        self.on_done(batch.message, batch.result)
         # Only now is the batch done: its files are in place and its results recorded.
-        self.client.xack(STREAM, GROUP, message.message_id)
-        self.client.xdel(STREAM, message.message_id)
+        self.client.xack(STREAM, GROUP, batch.message.message_id)
+        self.client.xdel(STREAM, batch.message.message_id)
         self.processed += 1
+
+    def _let_go(self) -> None:
+        """After a failure: let every write in flight end. The batches stay unacknowledged and are
+        this worker's own unfinished messages, taken again first."""
+        for pipeline in self._pipelines:
+            with contextlib.suppress(Exception):
+                pipeline.drain()
 
     def run(
         self, *, stop_when_idle: bool = False, block_ms: int = 2000, max_batches: int | None = None
     ) -> int:
         ensure_group(self.client)
-        while not self._stopping and (max_batches is None or self.processed < max_batches):
+        writing: _Submitted | None = None
+        while not self._stopping:
             try:
+                room = max_batches is None or self.processed + (writing is not None) < max_batches
                 got = False
-                for message_id, fields in self.messages(block_ms):
-                    got = True
-                    self.handle(message_id, fields)
-                if not got and stop_when_idle and self._idle():
-                    break
+                if room:
+                    skip = writing.message.message_id if writing else None
+                    for message_id, fields in self.messages(block_ms if writing is None else None, skip):
+                        got = True
+                        submitted = self._submit(message_id, fields)
+                        previous, writing = writing, submitted
+                        if previous is not None:
+                            self._complete(previous)
+                if not got:
+                    if writing is not None:
+                        previous, writing = writing, None
+                        self._complete(previous)
+                    elif not room or (stop_when_idle and self._idle()):
+                        break
             except redis.ConnectionError as error:
                 # Redis restarting: wait and go on; unacknowledged work is redelivered.
                 log.warning("redis unavailable (%s); retrying", error)
+                writing = None
+                self._let_go()
                 time.sleep(0.5)
             except Exception:  # e.g. the database busy: the batch stays unacknowledged and is tried again
                 log.exception("worker %s: a batch failed; it will be tried again", self.name)
+                writing = None
+                self._let_go()
                 time.sleep(RETRY_PAUSE_SECONDS)
+        if writing is not None:  # stopping: finish the batch in hand
+            try:
+                self._complete(writing)
+            except Exception:
+                log.exception("worker %s: the last batch failed; it will be tried again", self.name)
+                self._let_go()
         return self.processed
 
     def _idle(self) -> bool:
