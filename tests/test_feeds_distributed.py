@@ -154,6 +154,19 @@ def _queued_report(feed_world, redis_server, settings, rows: int = 600):
     return client, run, client.xlen(streams.STREAM)
 
 
+def _until_idle(worker, pipelines) -> int:
+    try:
+        return worker.run(stop_when_idle=True, block_ms=200)
+    finally:
+        pipelines.close()
+
+
+def _done_with_every_event_once(run, feed_world) -> None:
+    run.refresh_from_db()
+    assert (run.status, run.counts["written"]) == (RunStatus.DONE, 600)
+    assert len(stored_ips(feed_world["events"])) == 600
+
+
 def test_a_worker_takes_the_next_batch_while_the_last_is_written_and_acknowledges_each_once(
     feed_world, redis_server, settings, transactional_db
 ):
@@ -167,16 +180,11 @@ def test_a_worker_takes_the_next_batch_while_the_last_is_written_and_acknowledge
         done(message, result)
 
     worker.on_done = recording
-    try:
-        processed = worker.run(stop_when_idle=True, block_ms=200)
-    finally:
-        pipelines.close()
+    processed = _until_idle(worker, pipelines)
     # When a batch is recorded, the next one has been taken and processed already.
     assert in_hand == [2] * (queued - 1) + [1]
     assert processed == queued
-    run.refresh_from_db()
-    assert (run.status, run.counts["written"]) == (RunStatus.DONE, 600)
-    assert len(stored_ips(feed_world["events"])) == 600
+    _done_with_every_event_once(run, feed_world)
 
 
 def test_a_failure_with_two_batches_in_hand_leaves_both_to_be_taken_again(
@@ -194,15 +202,10 @@ def test_a_failure_with_two_batches_in_hand_leaves_both_to_be_taken_again(
         done(message, result)
 
     worker.on_done = failing_once
-    try:
-        processed = worker.run(stop_when_idle=True, block_ms=200)
-    finally:
-        pipelines.close()
+    processed = _until_idle(worker, pipelines)
     assert calls[3] == calls[2]  # the batch that failed is taken again first
     assert processed == queued
-    run.refresh_from_db()
-    assert (run.status, run.counts["written"]) == (RunStatus.DONE, 600)
-    assert len(stored_ips(feed_world["events"])) == 600
+    _done_with_every_event_once(run, feed_world)
     assert client.xpending(streams.STREAM, streams.GROUP)["pending"] == 0
 
 
