@@ -261,7 +261,11 @@ def read_csv_batches(
             skip = 0
             # A batch for every block, rows or none, so that the bad lines of a block without rows
             # are handed over with it, not held until a row comes.
-            yield table.combine_chunks().to_batches()[0] if table.num_rows else _no_rows(table.schema)
+            yield (
+                table.combine_chunks().to_batches()[0]
+                if table.num_rows
+                else pa.RecordBatch.from_pylist([], schema=table.schema)
+            )
 
     with source.open("rb") as handle:
         limited = _LineLimit(handle, limit, layout, pending.append)
@@ -291,10 +295,6 @@ class _Block(NamedTuple):
     tail: bool  # the block begins with the \n of a \r\n that ends the block before it
     lines: int  # lines from the file's first to the block's last
     not_counted: int  # lines among those that Arrow does not count (`not_rows`)
-
-
-def _no_rows(schema: pa.Schema) -> pa.RecordBatch:
-    return pa.RecordBatch.from_arrays([pa.array([], field.type) for field in schema], schema=schema)
 
 
 class _LineLimit:
@@ -369,13 +369,12 @@ class _LineLimit:
             line, end = match.group(1), match.group(2)
             if not line and not end:
                 break
-            if b'"' in line and number > self._layout.skip_lines:
+            if number > self._layout.skip_lines and self._opens_quote(line):
                 text = line.decode(self._layout.encoding, errors="backslashreplace")
-                if self._open_quote.match(text):
-                    reason = "a quoted value is not closed before the end of its line"
-                    self._on_bad_line(BadLine(line=number, text=text, reason=reason))
-                    self._leave_out([number])
-                    line = b""
+                reason = "a quoted value is not closed before the end of its line"
+                self._on_bad_line(BadLine(line=number, text=text, reason=reason))
+                self._leave_out([number])
+                line = b""
             out += line + end
             number += 1
         return out
@@ -388,9 +387,13 @@ class _LineLimit:
         while end and data[end - 1] in (0x0A, 0x0D):
             end -= 1
         start = max(data.rfind(b"\n", 0, end), data.rfind(b"\r", 0, end)) + 1
-        if b'"' not in data[start:end] or block.lines <= self._layout.skip_lines:
+        return block.lines > self._layout.skip_lines and self._opens_quote(data[start:end])
+
+    def _opens_quote(self, line: bytes | bytearray) -> bool:
+        """Whether the line (without its line break) ends inside a quoted value."""
+        if b'"' not in line:
             return False
-        text = data[start:end].decode(self._layout.encoding, errors="backslashreplace")
+        text = line.decode(self._layout.encoding, errors="backslashreplace")
         return self._open_quote.match(text) is not None
 
     def _leave_out(self, numbers: list[int]) -> None:
@@ -527,14 +530,13 @@ class _LineLimit:
         width = len(self._layout.columns)
         cut = ""
         if self._line_offset >= self._layout.data_offset and text.strip():
-            try:
-                cells = len(next(csv.reader([text], delimiter=self._layout.delimiter, strict=True), []))
-            except csv.Error as error:
-                cells = -1 if "end of data" in str(error) else width
-            if cells < 0:
+            if self._opens_quote(self._line):
                 cut = "a quoted value is not closed"
-            elif cells < width:
-                cut = f"{cells} of {width} columns"
+            else:
+                with contextlib.suppress(csv.Error):  # e.g. a cell over csv's field size limit
+                    cells = len(next(csv.reader([text], delimiter=self._layout.delimiter), []))
+                    if cells < width:
+                        cut = f"{cells} of {width} columns"
         if cut:
             reason = f"the file ends inside this line ({cut}): it was cut short"
             self._on_bad_line(BadLine(line=self._line_number, text=text, reason=reason))
