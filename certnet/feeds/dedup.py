@@ -7,8 +7,8 @@ keys new again: its output is written under the same name and replaces itself, s
 turns an event into a "duplicate" of itself and loses it.
 
 `SqliteSeenKeys` (embedded) keeps the window in memory as sorted runs of keys (12 bytes a key) and on
-disk in a SQLite file, one row per batch. `RedisSeenKeys` (distributed, in `streams.py`) keeps the
-same facts in Redis so any number of workers share them.
+disk in a SQLite file, one row per batch. `RedisSeenKeys` (distributed, in `shared_window.py`) keeps
+the same runs in every worker, built from a log in Redis that all workers share.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def first_in_batch(keys: np.ndarray) -> np.ndarray:
     return keep
 
 
-class _SortedRuns:
+class SortedRuns:
     """A set of 64-bit keys, each with the number of the batch that first had it, as sorted runs.
 
     A batch's new keys become a run of their own, and runs of similar size merge, so adding a batch
@@ -96,11 +96,21 @@ class _SortedRuns:
             self.keys.append(merged[order])
             self.owners.append(np.concatenate([owners_b, owners_a])[order])
 
-    def keep(self, live_owner: np.ndarray) -> None:
-        """Keep only keys whose owner is marked live."""
+    def assign(self, keys: np.ndarray, owner: int) -> None:
+        """Make `owner` the owner of `keys` (sorted and distinct), whether a run holds them or not."""
+        held = np.zeros(len(keys), dtype=bool)
+        for run, owners in zip(self.keys, self.owners, strict=True):
+            at = np.minimum(np.searchsorted(run, keys), len(run) - 1)
+            hit = run[at] == keys
+            owners[at[hit]] = owner
+            held |= hit
+        self.add(keys[~held], np.full(int((~held).sum()), owner, dtype=np.int32))
+
+    def keep(self, live_owner: np.ndarray, renumbered: np.ndarray | None = None) -> None:
+        """Keep only keys whose owner is marked live; `renumbered[old]` gives each owner a new number."""
         kept = [(k[live_owner[o]], o[live_owner[o]]) for k, o in zip(self.keys, self.owners, strict=True)]
         self.keys = [k for k, _ in kept if len(k)]
-        self.owners = [o for k, o in kept if len(k)]
+        self.owners = [o if renumbered is None else renumbered[o] for k, o in kept if len(k)]
 
 
 class SqliteSeenKeys:
@@ -118,7 +128,7 @@ class SqliteSeenKeys:
             "CREATE TABLE IF NOT EXISTS seen_blocks (namespace TEXT NOT NULL, batch TEXT NOT NULL,"
             " expires REAL NOT NULL, keys BLOB NOT NULL, PRIMARY KEY (namespace, batch))"
         )
-        self._seen = _SortedRuns()
+        self._seen = SortedRuns()
         self._batches: list[str] = []
         self._batch_numbers: dict[str, int] = {}
         self._pending: dict[str, np.ndarray] = {}

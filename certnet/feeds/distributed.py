@@ -27,6 +27,7 @@ from certnet.feeds.services import (
     keep_quarantined,
     settings_for,
 )
+from certnet.feeds.shared_window import RedisSeenKeys
 from certnet.feeds.store import EventStore
 
 WORKER_ACTOR = audit.SystemActor("feeds-worker")
@@ -150,7 +151,7 @@ class SourcePipelines:
         with self._lock:
             if code not in self._by_code:
                 source = FeedSource.objects.get(code=code)
-                seen = streams.RedisSeenKeys(
+                seen = RedisSeenKeys(
                     self.client, dt.timedelta(hours=source.dedup_window_hours), namespace=source.code
                 )
                 pipeline = Pipeline(store=EventStore.configured(), seen=seen, writes_in_flight=1)

@@ -9,14 +9,13 @@ batch writes is keyed by its id (its files, its keys in the window, its results,
 rows), so a batch processed twice leaves the same state as once: nothing lost, nothing doubled.
 
 Keys: `certnet:feeds:batches` (the stream), `certnet:feeds:run:<id>` (a hash of per-batch results),
-`certnet:feeds:run:<id>:meta` (total batches once known, file, source), `certnet:feeds:seen:<ns>:<key>`
-(the deduplication window: key → the batch that first had it, with the window as TTL).
+`certnet:feeds:run:<id>:meta` (total batches once known, file, source). The deduplication window's
+log is described in `shared_window.py`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import json
 import logging
 import os
@@ -40,45 +39,6 @@ STREAM = "certnet:feeds:batches"
 GROUP = "workers"
 RECLAIM_IDLE_MS = 60_000
 RETRY_PAUSE_SECONDS = 0.5
-KEY_CHUNK = 20_000  # keys per round trip to the window; bounds the time Redis spends per call
-
-# Claim each key for the batch unless another batch holds it; reply one byte per key: 1 new, 0 seen.
-# SET NX GET answers the holder when the key exists, so a batch processed again finds its own keys.
-_CLAIM = """
-local batch, ttl, prefix = ARGV[1], ARGV[2], ARGV[3]
-local out = {}
-for i = 4, #ARGV do
-  local holder = redis.call('SET', prefix .. ARGV[i], batch, 'NX', 'GET', 'EX', ttl)
-  if (not holder) or holder == batch then out[#out + 1] = '1' else out[#out + 1] = '0' end
-end
-return table.concat(out)
-"""
-
-
-class RedisSeenKeys:
-    """The deduplication window in Redis, shared by every worker."""
-
-    def __init__(self, client: redis.Redis, window: dt.timedelta, namespace: str) -> None:
-        self.client = client
-        self.ttl = max(1, int(window.total_seconds()))
-        self.prefix = f"certnet:feeds:seen:{namespace}:"
-        self._script = client.register_script(_CLAIM)
-
-    def claim(self, batch_id: str, keys: np.ndarray) -> np.ndarray:
-        raw = keys.astype(">u8").tobytes()
-        answers = []
-        for start in range(0, len(keys), KEY_CHUNK):
-            chunk = [raw[i * 8 : i * 8 + 8] for i in range(start, min(len(keys), start + KEY_CHUNK))]
-            reply = self._script(args=[batch_id, self.ttl, self.prefix, *chunk])
-            answers.append(reply.decode() if isinstance(reply, bytes) else str(reply))
-        return np.asarray(np.frombuffer("".join(answers).encode(), dtype=np.uint8) == ord("1"), dtype=bool)
-
-    def commit(self, batch_id: str) -> None:
-        # The claim is already in Redis; the window's durability is Redis's (AOF in production).
-        return None
-
-    def close(self) -> None:
-        return None  # the client belongs to the worker
 
 
 def encode_table(table: pa.Table) -> bytes:

@@ -211,9 +211,9 @@ def test_the_field_reference_in_docs_is_the_generated_one():
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.lists(st.integers(0, 400), max_size=60), max_size=25), st.sampled_from([4, 16, 1 << 20]))
 def test_the_window_in_runs_answers_as_a_dictionary_does(batches, max_run):
-    from certnet.feeds.dedup import _SortedRuns
+    from certnet.feeds.dedup import SortedRuns
 
-    runs, expected = _SortedRuns(), {}
+    runs, expected = SortedRuns(), {}
     runs.MAX_RUN = max_run
     for number, batch in enumerate(batches):
         keys = np.unique(np.array(batch, dtype=np.uint64))
