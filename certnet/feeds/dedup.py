@@ -45,6 +45,12 @@ def first_in_batch(keys: np.ndarray) -> np.ndarray:
     return keep
 
 
+def _places(run: np.ndarray, ordered: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For sorted `ordered` keys: where each would be in the sorted `run`, and whether it is there."""
+    at = np.minimum(np.searchsorted(run, ordered), len(run) - 1)
+    return at, run[at] == ordered
+
+
 class SortedRuns:
     """A set of 64-bit keys, each with the number of the batch that first had it, as sorted runs.
 
@@ -70,8 +76,7 @@ class SortedRuns:
         found_ordered = np.zeros(len(keys), dtype=bool)
         owner_ordered = np.full(len(keys), -1, dtype=np.int32)
         for run, owners in zip(self.keys, self.owners, strict=True):
-            at = np.minimum(np.searchsorted(run, ordered), len(run) - 1)
-            hit = run[at] == ordered
+            at, hit = _places(run, ordered)
             found_ordered |= hit
             owner_ordered[hit] = owners[at[hit]]
         found = np.empty_like(found_ordered)
@@ -100,8 +105,7 @@ class SortedRuns:
         """Make `owner` the owner of `keys` (sorted and distinct), whether a run holds them or not."""
         held = np.zeros(len(keys), dtype=bool)
         for run, owners in zip(self.keys, self.owners, strict=True):
-            at = np.minimum(np.searchsorted(run, keys), len(run) - 1)
-            hit = run[at] == keys
+            at, hit = _places(run, keys)
             owners[at[hit]] = owner
             held |= hit
         self.add(keys[~held], np.full(int((~held).sum()), owner, dtype=np.int32))

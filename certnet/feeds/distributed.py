@@ -108,7 +108,7 @@ def _json(value: object) -> str:
 def finish_if_complete(client: redis.Redis, run_id: int) -> bool:
     """Write the run's record once every batch is in; only one process does it."""
     meta = {
-        streams._text(k): streams._text(v)
+        streams.as_text(k): streams.as_text(v)
         for k, v in client.hgetall(streams.run_key(run_id) + ":meta").items()
     }
     if "total" not in meta or client.hlen(streams.run_key(run_id)) < int(meta["total"]):

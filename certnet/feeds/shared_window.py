@@ -36,6 +36,7 @@ import numpy as np
 import redis
 
 from certnet.feeds.dedup import PRUNE_EVERY_SECONDS, SortedRuns
+from certnet.feeds.streams import as_text
 
 READ_PAGE = 32  # log entries per XRANGE: a reply of at most a few MB, even of large batches
 
@@ -51,10 +52,6 @@ local value = generation .. '/' .. id
 redis.call('SET', KEYS[2], value)
 return {1, value}
 """
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _order(entry_id: str) -> tuple[int, int]:
@@ -98,7 +95,7 @@ class RedisSeenKeys:
         with self._lock:
             while True:
                 if not self._loaded:
-                    self._load(_text(self.client.get(self.end_key) or ""))
+                    self._load(as_text(self.client.get(self.end_key) or ""))
                 else:
                     self._read_from(f"({self._read_to}")
                 now = self._now()
@@ -130,7 +127,7 @@ class RedisSeenKeys:
             keys=[self.stream, self.end_key],
             args=[self._end, batch_id, fresh.astype("<u8").tobytes(), uuid.uuid4().hex],
         )
-        end = _text(answer)
+        end = as_text(answer)
         generation, _, end_id = end.partition("/")
         if int(ok) == 1:
             self._generation = generation
@@ -160,8 +157,8 @@ class RedisSeenKeys:
         while True:
             entries: list[Any] = self.client.xrange(self.stream, min=start, max="+", count=READ_PAGE) or []
             for entry_id, fields in entries:
-                got: dict[str, Any] = {_text(k): v for k, v in fields.items()}
-                self._apply(_text(entry_id), _text(got["batch"]), np.frombuffer(got["keys"], dtype="<u8"))
+                got: dict[str, Any] = {as_text(k): v for k, v in fields.items()}
+                self._apply(as_text(entry_id), as_text(got["batch"]), np.frombuffer(got["keys"], dtype="<u8"))
                 applied += 1
             if len(entries) < READ_PAGE:
                 return applied

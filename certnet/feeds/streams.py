@@ -64,19 +64,20 @@ class BatchMessage:
     lines: np.ndarray | None = None  # the line in the file of each row, to number quarantined rows
 
 
-def _text(value: Any) -> str:
+def as_text(value: Any) -> str:
+    """A Redis reply's bytes as text."""
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def parse_message(message_id: Any, fields: dict[Any, Any]) -> BatchMessage:
-    get = {_text(k): v for k, v in fields.items()}
+    get = {as_text(k): v for k, v in fields.items()}
     return BatchMessage(
-        message_id=_text(message_id),
-        batch_id=_text(get["batch"]),
-        run_id=int(_text(get["run"])),
-        source=_text(get["source"]),
-        mapping=_text(get["mapping"]),
-        delimiter=_text(get.get("delimiter", ",")),
+        message_id=as_text(message_id),
+        batch_id=as_text(get["batch"]),
+        run_id=int(as_text(get["run"])),
+        source=as_text(get["source"]),
+        mapping=as_text(get["mapping"]),
+        delimiter=as_text(get.get("delimiter", ",")),
         table=decode_table(get["data"]),
         lines=np.frombuffer(get["lines"], dtype=np.int64) if get.get("lines") else None,
     )
@@ -143,7 +144,7 @@ def record_result(client: redis.Redis, run_id: int, result: BatchResult) -> None
 
 
 def run_results(client: redis.Redis, run_id: int) -> dict[str, dict[str, Any]]:
-    return {_text(k): json.loads(v) for k, v in client.hgetall(run_key(run_id)).items()}
+    return {as_text(k): json.loads(v) for k, v in client.hgetall(run_key(run_id)).items()}
 
 
 def totals(results: dict[str, dict[str, Any]]) -> tuple[dict[str, int], Counter[str]]:
@@ -199,11 +200,11 @@ class Worker:
         own: Any = self.client.xreadgroup(GROUP, self.name, {STREAM: "0"}, count=2)
         for _stream, entries in own or []:
             for message_id, fields in entries:
-                if fields and _text(message_id) != skip:
+                if fields and as_text(message_id) != skip:
                     yield message_id, fields
                     return
         reply: Any = self.client.xautoclaim(STREAM, GROUP, self.name, self.reclaim_idle_ms, "0-0", count=1)
-        claimed = [(mid, fields) for mid, fields in reply[1] if fields and _text(mid) != skip]
+        claimed = [(mid, fields) for mid, fields in reply[1] if fields and as_text(mid) != skip]
         if claimed:
             yield from claimed
             return
